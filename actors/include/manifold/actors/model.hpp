@@ -1,0 +1,159 @@
+#pragma once
+
+#include <any>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+/// The data model every Manifold component shares: a node runs connector instances, a connector
+/// instance serves devices, a device exposes points (typed readings) and actions (typed calls).
+namespace manifold {
+
+using bytes = std::vector<std::uint8_t>;
+
+/// The types a point value, an action parameter or an action result can take.
+enum class value_type : std::uint8_t { boolean, int64, float64, string, bytes };
+
+/// A typed value. `std::monostate` stands for "no value" (an action without a result, or a point
+/// that was never read).
+using value = std::variant<std::monostate, bool, std::int64_t, double, std::string, bytes>;
+
+const char* to_string(value_type t);
+std::optional<value_type> parse_value_type(const std::string& name);
+
+/// The declared type of a value; nullopt for `std::monostate`.
+std::optional<value_type> type_of(const value& v);
+
+/// Converts `v` to type `t` where that loses nothing a user would care about (int64 -> float64,
+/// integral float64 -> int64, 0/1 -> bool). Returns nullopt when the conversion makes no sense.
+std::optional<value> coerce(const value& v, value_type t);
+
+/// Human-readable rendering for logs and CLI tables.
+std::string to_display_string(const value& v);
+
+/// How far a reading can be trusted.
+enum class quality : std::uint8_t {
+  good,  ///< Read from the device just now.
+  stale, ///< The last known value; the device has not answered since.
+  bad,   ///< The device answered, but the value could not be decoded or is out of range.
+};
+
+const char* to_string(quality q);
+
+/// Wall-clock time of the source, nanoseconds since the Unix epoch.
+using timestamp = std::int64_t;
+
+timestamp now_timestamp();
+
+/// ISO 8601 in UTC with milliseconds, e.g. `2026-12-03T12:00:00.123Z`.
+std::string format_timestamp(timestamp ts);
+
+/// One value of one point, as a connector publishes it to the node's data bus.
+struct point_reading {
+  std::string connector;
+  std::string device;
+  std::string point;
+  value data;
+  quality q = quality::good;
+  std::string reason; ///< Why the quality is not `good`; empty otherwise.
+  timestamp source_time = 0;
+};
+
+// -- declarations (from config) ------------------------------------------------------------------
+
+/// Where a declaration came from, for error messages: `file:line:column`.
+struct source_location {
+  std::string file;
+  int line = 0;
+  int column = 0;
+
+  std::string to_string() const;
+};
+
+struct point_config {
+  std::string name;
+  value_type type = value_type::float64;
+  std::string unit;
+  bool writable = false;
+  std::string description;
+  source_location where;
+  std::any settings; ///< Connector-specific (e.g. a Modbus address), set by the connector type.
+};
+
+struct parameter_config {
+  std::string name;
+  value_type type = value_type::float64;
+  bool required = true;
+  std::optional<double> min; ///< Only for numeric types.
+  std::optional<double> max;
+  std::optional<value> default_value;
+};
+
+struct action_config {
+  std::string name;
+  std::vector<parameter_config> parameters;
+  std::optional<value_type> result; ///< nullopt: the action returns no value.
+  std::string description;
+  source_location where;
+  std::any settings;
+
+  const parameter_config* parameter(const std::string& name) const;
+};
+
+struct device_config {
+  std::string name;
+  std::map<std::string, std::string> labels;
+  std::vector<point_config> points;
+  std::vector<action_config> actions;
+  source_location where;
+  std::any settings;
+
+  const point_config* point(const std::string& name) const;
+  const action_config* action(const std::string& name) const;
+};
+
+/// How a connector group is restarted after a crash.
+struct restart_config {
+  std::chrono::milliseconds initial_backoff{100};
+  std::chrono::milliseconds max_backoff{10000};
+};
+
+struct connector_config {
+  std::string name;
+  std::string type;
+  std::chrono::milliseconds poll_interval{1000};
+  std::chrono::milliseconds action_timeout{5000}; ///< How long the connector gives a device.
+  restart_config restart;
+  std::vector<device_config> devices;
+  source_location where;
+  std::any settings;
+
+  const device_config* device(const std::string& name) const;
+};
+
+struct gateway_config {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 8080; ///< 0 picks a free port.
+  std::size_t max_body_bytes = 64 * 1024;
+  std::size_t max_connections = 256;
+  std::chrono::milliseconds request_timeout{10000}; ///< Gateway gives up on a connector (504).
+  std::size_t stream_queue_limit = 1024; ///< Readings buffered per WebSocket before dropping.
+};
+
+struct node_config {
+  std::string id = "manifold";
+  std::map<std::string, std::string> labels;
+  std::string log_level = "info";
+  std::size_t worker_threads = 0; ///< CAF scheduler threads; 0 = number of cores.
+  gateway_config gateway;
+  std::vector<connector_config> connectors;
+  std::string source; ///< File name the config was read from, or `<embedded>`.
+
+  const connector_config* connector(const std::string& name) const;
+};
+
+} // namespace manifold

@@ -1,0 +1,590 @@
+#include "manifold/actors/config.hpp"
+
+#include <cctype>
+#include <fstream>
+#include <limits>
+#include <sstream>
+
+namespace manifold::config {
+
+// -- diagnostics -----------------------------------------------------------------------------------
+
+std::string diagnostic::to_string() const {
+  return where.to_string() + ": " + message;
+}
+
+void diagnostics::add(source_location where, std::string message) {
+  items_.push_back({std::move(where), std::move(message)});
+}
+
+std::string diagnostics::to_string() const {
+  std::string out;
+  for (auto& d : items_) {
+    out += d.to_string();
+    out += '\n';
+  }
+  return out;
+}
+
+// -- helpers ---------------------------------------------------------------------------------------
+
+source_location location_of(const YAML::Node& node, const std::string& file) {
+  auto mark = node.Mark();
+  // yaml-cpp counts from 0; editors count from 1. A null mark (-1) means "no position".
+  return {file, mark.line + 1, mark.column + 1};
+}
+
+std::optional<std::chrono::milliseconds> parse_duration(const std::string& text) {
+  std::size_t i = 0;
+  while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) ++i;
+  if (i == 0 || i > 12) return std::nullopt;
+  auto number = std::stoll(text.substr(0, i));
+  auto unit = text.substr(i);
+  if (unit == "ms") return std::chrono::milliseconds{number};
+  if (unit == "s") return std::chrono::milliseconds{number * 1000};
+  if (unit == "m") return std::chrono::milliseconds{number * 60'000};
+  if (unit == "h") return std::chrono::milliseconds{number * 3'600'000};
+  return std::nullopt;
+}
+
+bool valid_name(const std::string& name) {
+  if (name.empty() || name.size() > 64) return false;
+  for (char c : name)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.')
+      return false;
+  return true;
+}
+
+namespace {
+
+std::string describe(const YAML::Node& n) {
+  switch (n.Type()) {
+    case YAML::NodeType::Null: return "nothing";
+    case YAML::NodeType::Scalar: return "'" + n.Scalar() + "'";
+    case YAML::NodeType::Sequence: return "a list";
+    case YAML::NodeType::Map: return "a mapping";
+    default: return "nothing";
+  }
+}
+
+std::string format_ms(std::chrono::milliseconds d) {
+  auto n = d.count();
+  if (n % 3'600'000 == 0 && n != 0) return std::to_string(n / 3'600'000) + "h";
+  if (n % 60'000 == 0 && n != 0) return std::to_string(n / 60'000) + "m";
+  if (n % 1000 == 0 && n != 0) return std::to_string(n / 1000) + "s";
+  return std::to_string(n) + "ms";
+}
+
+} // namespace
+
+// -- map_reader ------------------------------------------------------------------------------------
+
+map_reader::map_reader(YAML::Node node, std::string file, diagnostics& diag, std::string what)
+  : node_(std::move(node)), file_(std::move(file)), diag_(diag), what_(std::move(what)) {
+  if (!node_.IsMap()) {
+    diag_.add(location_of(node_, file_), what_ + " must be a mapping, got " + describe(node_));
+    ok_ = false;
+    return;
+  }
+  // yaml-cpp keeps both entries of a repeated key; the second would silently win elsewhere.
+  std::set<std::string> seen;
+  for (auto it = node_.begin(); it != node_.end(); ++it) {
+    auto key = it->first.as<std::string>("");
+    if (!seen.insert(key).second)
+      diag_.add(location_of(it->first, file_), "duplicate key '" + key + "' in " + what_);
+  }
+}
+
+source_location map_reader::where() const {
+  return location_of(node_, file_);
+}
+
+source_location map_reader::where(const std::string& key) const {
+  if (ok_) {
+    for (auto it = node_.begin(); it != node_.end(); ++it)
+      if (it->first.as<std::string>("") == key) return location_of(it->second, file_);
+  }
+  return where();
+}
+
+bool map_reader::has(const std::string& key) const {
+  return ok_ && node_[key].IsDefined() && !node_[key].IsNull();
+}
+
+YAML::Node map_reader::take(const std::string& key) {
+  taken_.insert(key);
+  if (!ok_) return YAML::Node{YAML::NodeType::Undefined};
+  return node_[key];
+}
+
+void map_reader::error(const std::string& key, const std::string& message) {
+  diag_.add(where(key), message);
+}
+
+std::optional<std::string> map_reader::get_string(const std::string& key, bool required) {
+  auto n = take(key);
+  if (!n.IsDefined() || n.IsNull()) {
+    if (required && ok_) diag_.add(where(), what_ + ": missing required key '" + key + "'");
+    return std::nullopt;
+  }
+  if (!n.IsScalar()) {
+    error(key, "'" + key + "' must be a string, got " + describe(n));
+    return std::nullopt;
+  }
+  return n.Scalar();
+}
+
+std::optional<bool> map_reader::get_bool(const std::string& key, bool required) {
+  auto s = get_string(key, required);
+  if (!s) return std::nullopt;
+  if (*s == "true") return true;
+  if (*s == "false") return false;
+  error(key, "'" + key + "' must be true or false, got '" + *s + "'");
+  return std::nullopt;
+}
+
+std::optional<std::int64_t> map_reader::get_int(const std::string& key, std::int64_t min,
+                                                std::int64_t max, bool required) {
+  auto s = get_string(key, required);
+  if (!s) return std::nullopt;
+  std::int64_t v = 0;
+  std::size_t used = 0;
+  try {
+    v = std::stoll(*s, &used, 0);
+  } catch (...) {
+    used = 0;
+  }
+  if (used == 0 || used != s->size()) {
+    error(key, "'" + key + "' must be an integer, got '" + *s + "'");
+    return std::nullopt;
+  }
+  if (v < min || v > max) {
+    error(key, "'" + key + "' must be between " + std::to_string(min) + " and " +
+                 std::to_string(max) + ", got " + std::to_string(v));
+    return std::nullopt;
+  }
+  return v;
+}
+
+std::optional<double> map_reader::get_double(const std::string& key, bool required) {
+  auto s = get_string(key, required);
+  if (!s) return std::nullopt;
+  double v = 0;
+  std::size_t used = 0;
+  try {
+    v = std::stod(*s, &used);
+  } catch (...) {
+    used = 0;
+  }
+  if (used == 0 || used != s->size() || !std::isfinite(v)) {
+    error(key, "'" + key + "' must be a number, got '" + *s + "'");
+    return std::nullopt;
+  }
+  return v;
+}
+
+std::optional<std::chrono::milliseconds>
+map_reader::get_duration(const std::string& key, std::chrono::milliseconds min,
+                         std::chrono::milliseconds max, bool required) {
+  auto s = get_string(key, required);
+  if (!s) return std::nullopt;
+  auto d = parse_duration(*s);
+  if (!d) {
+    error(key, "'" + key + "' must be a duration such as 250ms, 5s, 2m or 1h, got '" + *s + "'");
+    return std::nullopt;
+  }
+  if (*d < min || *d > max) {
+    error(key, "'" + key + "' must be between " + format_ms(min) + " and " + format_ms(max) +
+                 ", got " + *s);
+    return std::nullopt;
+  }
+  return d;
+}
+
+std::optional<std::string> map_reader::get_enum(const std::string& key,
+                                                const std::vector<std::string>& choices,
+                                                bool required) {
+  auto s = get_string(key, required);
+  if (!s) return std::nullopt;
+  for (auto& c : choices)
+    if (c == *s) return s;
+  std::string list;
+  for (auto& c : choices) list += (list.empty() ? "" : ", ") + c;
+  error(key, "'" + key + "' must be one of " + list + ", got '" + *s + "'");
+  return std::nullopt;
+}
+
+std::optional<value_type> map_reader::get_value_type(const std::string& key, bool required) {
+  auto s = get_enum(key, {"bool", "int64", "double", "string", "bytes"}, required);
+  if (!s) return std::nullopt;
+  return parse_value_type(*s);
+}
+
+std::optional<std::string> map_reader::get_name(const std::string& key, bool required) {
+  auto s = get_string(key, required);
+  if (!s) return std::nullopt;
+  if (!valid_name(*s)) {
+    error(key, "'" + key + "' must be 1 to 64 letters, digits, '-', '_' or '.', got '" + *s +
+                 "'");
+    return std::nullopt;
+  }
+  return s;
+}
+
+std::map<std::string, std::string> map_reader::get_string_map(const std::string& key) {
+  std::map<std::string, std::string> out;
+  auto n = take(key);
+  if (!n.IsDefined() || n.IsNull()) return out;
+  if (!n.IsMap()) {
+    error(key, "'" + key + "' must be a mapping of names to strings, got " + describe(n));
+    return out;
+  }
+  map_reader sub{n, file_, diag_, "'" + key + "'"};
+  for (auto it = n.begin(); it != n.end(); ++it) {
+    if (!it->second.IsScalar()) {
+      diag_.add(location_of(it->second, file_),
+                "'" + key + "." + it->first.as<std::string>("") + "' must be a string");
+      continue;
+    }
+    out[it->first.as<std::string>("")] = it->second.Scalar();
+  }
+  return out;
+}
+
+void map_reader::finish() {
+  if (!ok_) return;
+  for (auto it = node_.begin(); it != node_.end(); ++it) {
+    auto key = it->first.as<std::string>("");
+    if (taken_.count(key)) continue;
+    std::string allowed;
+    for (auto& k : taken_) allowed += (allowed.empty() ? "" : ", ") + k;
+    diag_.add(location_of(it->first, file_),
+              "unknown key '" + key + "' in " + what_ + " (expected one of: " + allowed + ")");
+  }
+}
+
+// -- loader ----------------------------------------------------------------------------------------
+
+namespace {
+
+using namespace std::chrono_literals;
+
+std::optional<value> parse_scalar_value(const YAML::Node& n, value_type t) {
+  if (!n.IsScalar()) return std::nullopt;
+  const auto& s = n.Scalar();
+  try {
+    std::size_t used = 0;
+    switch (t) {
+      case value_type::boolean:
+        if (s == "true") return value{true};
+        if (s == "false") return value{false};
+        return std::nullopt;
+      case value_type::int64: {
+        auto v = std::stoll(s, &used, 0);
+        if (used != s.size()) return std::nullopt;
+        return value{static_cast<std::int64_t>(v)};
+      }
+      case value_type::float64: {
+        auto v = std::stod(s, &used);
+        if (used != s.size()) return std::nullopt;
+        return value{v};
+      }
+      case value_type::string: return value{s};
+      case value_type::bytes: return value{bytes(s.begin(), s.end())};
+    }
+  } catch (...) {
+  }
+  return std::nullopt;
+}
+
+class loader {
+public:
+  loader(std::string file, const schema_lookup& schemas, const std::vector<std::string>& types)
+    : file_(std::move(file)), schemas_(schemas), types_(types) {}
+
+  load_result run(const std::string& text) {
+    load_result result;
+    YAML::Node root;
+    try {
+      root = YAML::Load(text);
+    } catch (const YAML::Exception& e) {
+      result.diag.add({file_, e.mark.line + 1, e.mark.column + 1},
+                      "not valid YAML: " + e.msg);
+      return result;
+    }
+    node_config cfg;
+    cfg.source = file_;
+    if (!root.IsDefined() || root.IsNull()) {
+      diag_.add({file_, 1, 1}, "the config is empty (expected node, gateway and connectors)");
+    } else {
+      read_root(root, cfg);
+    }
+    result.diag = std::move(diag_);
+    if (result.diag.empty()) result.config = std::move(cfg);
+    return result;
+  }
+
+private:
+  void read_root(const YAML::Node& root, node_config& cfg) {
+    map_reader r{root, file_, diag_, "the config"};
+    if (!r.ok()) return;
+    if (auto n = r.take("node"); n.IsDefined() && !n.IsNull()) read_node(n, cfg);
+    if (auto n = r.take("gateway"); n.IsDefined() && !n.IsNull()) read_gateway(n, cfg.gateway);
+    auto list = r.take("connectors");
+    if (!list.IsDefined() || list.IsNull()) {
+      diag_.add(r.where(), "the config: missing required key 'connectors' (a list)");
+    } else if (!list.IsSequence()) {
+      diag_.add(location_of(list, file_), "'connectors' must be a list, got " + describe(list));
+    } else {
+      for (auto item : list) read_connector(item, cfg);
+    }
+    r.finish();
+    check_unique_devices(cfg);
+  }
+
+  void read_node(const YAML::Node& n, node_config& cfg) {
+    map_reader r{n, file_, diag_, "'node'"};
+    if (auto v = r.get_name("id", false)) cfg.id = *v;
+    cfg.labels = r.get_string_map("labels");
+    if (auto v = r.get_enum("log_level", {"trace", "debug", "info", "warn", "error", "off"}))
+      cfg.log_level = *v;
+    if (auto v = r.get_int("worker_threads", 0, 256)) cfg.worker_threads = *v;
+    r.finish();
+  }
+
+  void read_gateway(const YAML::Node& n, gateway_config& gw) {
+    map_reader r{n, file_, diag_, "'gateway'"};
+    if (auto v = r.get_string("listen")) {
+      auto colon = v->rfind(':');
+      std::string host = colon == std::string::npos ? "" : v->substr(0, colon);
+      if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+        host = host.substr(1, host.size() - 2);
+      std::int64_t port = -1;
+      if (colon != std::string::npos) {
+        auto digits = v->substr(colon + 1);
+        if (!digits.empty() && digits.size() <= 5 &&
+            digits.find_first_not_of("0123456789") == std::string::npos)
+          port = std::stoll(digits);
+      }
+      if (host.empty() || port < 0 || port > 65535)
+        r.error("listen", "'listen' must be HOST:PORT with a port from 0 to 65535 (0 picks a free "
+                          "port), got '" + *v + "'");
+      else {
+        gw.host = host;
+        gw.port = static_cast<std::uint16_t>(port);
+      }
+    }
+    if (auto v = r.get_int("max_body_bytes", 1, 16 << 20)) gw.max_body_bytes = *v;
+    if (auto v = r.get_int("max_connections", 1, 65536)) gw.max_connections = *v;
+    if (auto v = r.get_duration("request_timeout", 10ms, 10min)) gw.request_timeout = *v;
+    if (auto v = r.get_int("stream_queue_limit", 1, 1 << 20)) gw.stream_queue_limit = *v;
+    r.finish();
+  }
+
+  void read_connector(const YAML::Node& n, node_config& cfg) {
+    map_reader r{n, file_, diag_, "a connector"};
+    if (!r.ok()) return;
+    connector_config c;
+    c.where = r.where();
+    auto name = r.get_name("name");
+    auto type = r.get_string("type", true);
+    if (name) {
+      c.name = *name;
+      if (cfg.connector(c.name))
+        r.error("name", "duplicate connector name '" + c.name + "'");
+    }
+    connector_schema* schema = nullptr;
+    if (type) {
+      c.type = *type;
+      schema = schemas_(c.type);
+      if (!schema) {
+        std::string list;
+        for (auto& t : types_) list += (list.empty() ? "" : ", ") + t;
+        r.error("type", "unknown connector type '" + c.type + "' (known types: " + list + ")");
+      }
+    }
+    if (auto v = r.get_duration("poll_interval", 10ms, 24h)) c.poll_interval = *v;
+    if (auto v = r.get_duration("action_timeout", 10ms, 10min)) c.action_timeout = *v;
+    if (auto rs = r.take("restart"); rs.IsDefined() && !rs.IsNull()) {
+      map_reader rr{rs, file_, diag_, "'restart'"};
+      if (auto v = rr.get_duration("initial_backoff", 1ms, 1h)) c.restart.initial_backoff = *v;
+      if (auto v = rr.get_duration("max_backoff", 1ms, 24h)) c.restart.max_backoff = *v;
+      if (c.restart.max_backoff < c.restart.initial_backoff)
+        rr.error("max_backoff", "'max_backoff' must not be shorter than 'initial_backoff'");
+      rr.finish();
+    }
+    if (schema) schema->parse_connector(r, c);
+    auto devices = r.take("devices");
+    if (!devices.IsDefined() || devices.IsNull()) {
+      diag_.add(r.where(), "connector '" + c.name + "': missing required key 'devices' (a list)");
+    } else if (!devices.IsSequence()) {
+      diag_.add(location_of(devices, file_), "'devices' must be a list, got " + describe(devices));
+    } else {
+      for (auto d : devices) read_device(d, c, schema);
+    }
+    if (!schema) {
+      // The type is unknown, so its keys are too; reporting each as unknown would only bury the
+      // real error.
+    } else {
+      r.finish();
+      schema->check(c, diag_);
+    }
+    cfg.connectors.push_back(std::move(c));
+  }
+
+  void read_device(const YAML::Node& n, connector_config& c, connector_schema* schema) {
+    map_reader r{n, file_, diag_, "a device"};
+    if (!r.ok()) return;
+    device_config d;
+    d.where = r.where();
+    if (auto name = r.get_name("name")) {
+      d.name = *name;
+      if (c.device(d.name))
+        r.error("name", "duplicate device name '" + d.name + "' in connector '" + c.name + "'");
+    }
+    d.labels = r.get_string_map("labels");
+    if (schema) schema->parse_device(r, c, d);
+    if (auto points = r.take("points"); points.IsDefined() && !points.IsNull()) {
+      if (!points.IsSequence())
+        diag_.add(location_of(points, file_), "'points' must be a list, got " + describe(points));
+      else
+        for (auto p : points) read_point(p, c, d, schema);
+    }
+    if (auto actions = r.take("actions"); actions.IsDefined() && !actions.IsNull()) {
+      if (!actions.IsSequence())
+        diag_.add(location_of(actions, file_),
+                  "'actions' must be a list, got " + describe(actions));
+      else
+        for (auto a : actions) read_action(a, c, d, schema);
+    }
+    if (schema) r.finish();
+    c.devices.push_back(std::move(d));
+  }
+
+  void read_point(const YAML::Node& n, const connector_config& c, device_config& d,
+                  connector_schema* schema) {
+    map_reader r{n, file_, diag_, "a point"};
+    if (!r.ok()) return;
+    point_config p;
+    p.where = r.where();
+    if (auto name = r.get_name("name")) {
+      p.name = *name;
+      if (d.point(p.name))
+        r.error("name", "duplicate point name '" + p.name + "' in device '" + d.name + "'");
+    }
+    if (auto t = r.get_value_type("type")) p.type = *t;
+    if (auto u = r.get_string("unit")) p.unit = *u;
+    if (auto w = r.get_bool("writable")) p.writable = *w;
+    if (auto s = r.get_string("description")) p.description = *s;
+    if (schema) {
+      schema->parse_point(r, c, d, p);
+      r.finish();
+    }
+    d.points.push_back(std::move(p));
+  }
+
+  void read_action(const YAML::Node& n, const connector_config& c, device_config& d,
+                   connector_schema* schema) {
+    map_reader r{n, file_, diag_, "an action"};
+    if (!r.ok()) return;
+    action_config a;
+    a.where = r.where();
+    if (auto name = r.get_name("name")) {
+      a.name = *name;
+      if (d.action(a.name))
+        r.error("name", "duplicate action name '" + a.name + "' in device '" + d.name + "'");
+    }
+    if (auto s = r.get_string("description")) a.description = *s;
+    if (auto t = r.get_value_type("result")) a.result = *t;
+    if (auto params = r.take("params"); params.IsDefined() && !params.IsNull()) {
+      if (!params.IsSequence())
+        diag_.add(location_of(params, file_), "'params' must be a list, got " + describe(params));
+      else
+        for (auto p : params) read_parameter(p, a);
+    }
+    if (schema) {
+      schema->parse_action(r, c, d, a);
+      r.finish();
+    }
+    d.actions.push_back(std::move(a));
+  }
+
+  void read_parameter(const YAML::Node& n, action_config& a) {
+    map_reader r{n, file_, diag_, "a parameter"};
+    if (!r.ok()) return;
+    parameter_config p;
+    if (auto name = r.get_name("name")) {
+      p.name = *name;
+      if (a.parameter(p.name))
+        r.error("name", "duplicate parameter '" + p.name + "' in action '" + a.name + "'");
+    }
+    if (auto t = r.get_value_type("type", true)) p.type = *t;
+    if (auto req = r.get_bool("required")) p.required = *req;
+    bool numeric = p.type == value_type::int64 || p.type == value_type::float64;
+    for (auto key : {"min", "max"}) {
+      if (!r.has(key)) {
+        r.take(key);
+        continue;
+      }
+      if (!numeric) {
+        r.take(key);
+        r.error(key, std::string{"'"} + key + "' applies only to int64 and double parameters");
+        continue;
+      }
+      auto v = r.get_double(key);
+      (std::string{key} == "min" ? p.min : p.max) = v;
+    }
+    if (p.min && p.max && *p.min > *p.max)
+      r.error("max", "'max' must not be less than 'min'");
+    if (auto def = r.take("default"); def.IsDefined() && !def.IsNull()) {
+      auto v = parse_scalar_value(def, p.type);
+      if (!v)
+        r.error("default", std::string{"'default' must be a "} + to_string(p.type) + ", got " +
+                             describe(def));
+      else
+        p.default_value = v;
+      p.required = false;
+    }
+    r.finish();
+    a.parameters.push_back(std::move(p));
+  }
+
+  void check_unique_devices(const node_config& cfg) {
+    // The API addresses a device by name alone, so names are unique across connectors.
+    std::map<std::string, const connector_config*> owner;
+    for (auto& c : cfg.connectors)
+      for (auto& d : c.devices) {
+        auto [it, fresh] = owner.emplace(d.name, &c);
+        if (!fresh && it->second != &c)
+          diag_.add(d.where, "duplicate device name '" + d.name + "': connector '" +
+                               it->second->name + "' already has a device of that name");
+      }
+  }
+
+  std::string file_;
+  const schema_lookup& schemas_;
+  const std::vector<std::string>& types_;
+  diagnostics diag_;
+};
+
+} // namespace
+
+load_result load_string(const std::string& text, const std::string& file,
+                        const schema_lookup& schemas, const std::vector<std::string>& types) {
+  return loader{file, schemas, types}.run(text);
+}
+
+load_result load_file(const std::string& path, const schema_lookup& schemas,
+                      const std::vector<std::string>& types) {
+  std::ifstream in{path, std::ios::binary};
+  if (!in) {
+    load_result r;
+    r.diag.add({path, 0, 0}, "cannot open the config file (does it exist and is it readable?)");
+    return r;
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  return load_string(text.str(), path, schemas, types);
+}
+
+} // namespace manifold::config

@@ -1,0 +1,92 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <caf/actor.hpp>
+#include <caf/fwd.hpp>
+
+#include "manifold/actors/config.hpp"
+#include "manifold/actors/log.hpp"
+#include "manifold/actors/messages.hpp"
+#include "manifold/actors/model.hpp"
+
+/// The connector SDK: what a connector type implements and what a connector instance receives.
+/// See connectors/README.md for a walk-through with the sim connector.
+namespace manifold {
+class node_metrics;
+}
+
+namespace prometheus {
+class Counter;
+}
+
+namespace manifold::connectors {
+
+class transport_factory;
+
+/// Everything a connector instance gets: its own config and nothing of any other connector.
+struct connector_context {
+  std::shared_ptr<const connector_config> config;
+  caf::actor bus;                        ///< The node's data bus (publish readings here).
+  std::shared_ptr<node_metrics> metrics; ///< May be null in tests.
+  std::shared_ptr<transport_factory> transports; ///< Real or simulated device I/O.
+  std::uint64_t seed = 0; ///< The node's seed mixed with the connector name.
+  log::logger log{"connector"};
+  /// `manifold_readings_total{connector=…}`, resolved once so publishing stays cheap.
+  prometheus::Counter* readings_counter = nullptr;
+
+  const std::string& name() const { return config->name; }
+};
+
+/// Sends a reading to the data bus and counts it.
+void publish(caf::event_based_actor* self, const connector_context& ctx, point_reading r);
+
+/// Publishes a `stale` reading (keeping no value) for every point of `device`.
+void publish_stale(caf::event_based_actor* self, const connector_context& ctx,
+                   const device_config& device, const std::string& reason);
+
+/// A kind of connector (`sim`, `mqtt`, `modbus`, …).
+///
+/// A connector instance is one CAF actor spawned by `spawn`. Its behaviour must answer:
+/// - `(invoke_atom, action_request) -> value` (or a `caf::error` made with `make_error`)
+/// - `(write_atom, std::string device, std::string point, value) -> value`
+/// - `(status_atom) -> connector_status` (`state` running or degraded; the supervisor fills in
+///   restarts and the rest)
+/// It polls with delayed messages (`self->delayed_send(self, interval, poll_atom::value)`), never
+/// sleeps, and runs blocking client libraries in detached actors it spawns and links to itself.
+class connector_type {
+public:
+  virtual ~connector_type() = default;
+  virtual std::string name() const = 0;
+  virtual config::connector_schema& schema() = 0;
+  virtual caf::actor spawn(caf::actor_system& sys, connector_context ctx) = 0;
+};
+
+/// The connector types a node knows, by name.
+class connector_registry {
+public:
+  void add(std::unique_ptr<connector_type> type);
+  connector_type* find(const std::string& name) const;
+  std::vector<std::string> names() const;
+
+  /// A schema lookup for the config loader.
+  config::schema_lookup schemas() const;
+
+  /// sim, mqtt and modbus.
+  static connector_registry builtin();
+
+private:
+  std::vector<std::shared_ptr<connector_type>> types_;
+};
+
+std::unique_ptr<connector_type> make_sim_connector();
+std::unique_ptr<connector_type> make_mqtt_connector();
+std::unique_ptr<connector_type> make_modbus_connector();
+
+/// Renders a parameter map as a JSON object, e.g. for an MQTT command payload.
+std::string params_to_json(const std::map<std::string, value>& params);
+
+} // namespace manifold::connectors

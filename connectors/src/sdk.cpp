@@ -1,0 +1,84 @@
+#include "manifold/connectors/sdk.hpp"
+
+#include <nlohmann/json.hpp>
+#include <prometheus/counter.h>
+
+#include <caf/event_based_actor.hpp>
+#include <caf/send.hpp>
+
+#include "manifold/actors/metrics.hpp"
+
+namespace manifold::connectors {
+
+void publish(caf::event_based_actor* self, const connector_context& ctx, point_reading r) {
+  if (ctx.readings_counter) ctx.readings_counter->Increment();
+  self->send(ctx.bus, publish_atom::value, std::move(r));
+}
+
+void publish_stale(caf::event_based_actor* self, const connector_context& ctx,
+                   const device_config& device, const std::string& reason) {
+  auto now = now_timestamp();
+  for (auto& p : device.points) {
+    point_reading r;
+    r.connector = ctx.name();
+    r.device = device.name;
+    r.point = p.name;
+    r.q = quality::stale;
+    r.reason = reason;
+    r.source_time = now;
+    self->send(ctx.bus, publish_atom::value, std::move(r));
+  }
+}
+
+void connector_registry::add(std::unique_ptr<connector_type> type) {
+  if (type) types_.push_back(std::move(type));
+}
+
+connector_type* connector_registry::find(const std::string& name) const {
+  for (auto& t : types_)
+    if (t->name() == name) return t.get();
+  return nullptr;
+}
+
+std::vector<std::string> connector_registry::names() const {
+  std::vector<std::string> out;
+  for (auto& t : types_) out.push_back(t->name());
+  return out;
+}
+
+config::schema_lookup connector_registry::schemas() const {
+  auto types = types_;
+  return [types](const std::string& name) -> config::connector_schema* {
+    for (auto& t : types)
+      if (t->name() == name) return &t->schema();
+    return nullptr;
+  };
+}
+
+connector_registry connector_registry::builtin() {
+  connector_registry r;
+  r.add(make_sim_connector());
+  r.add(make_mqtt_connector());
+  r.add(make_modbus_connector());
+  return r;
+}
+
+std::string params_to_json(const std::map<std::string, value>& params) {
+  nlohmann::json j = nlohmann::json::object();
+  for (auto& [k, v] : params) {
+    std::visit(
+      [&](auto& x) {
+        using T = std::decay_t<decltype(x)>;
+        if constexpr (std::is_same_v<T, std::monostate>)
+          j[k] = nullptr;
+        else if constexpr (std::is_same_v<T, bytes>)
+          j[k] = to_display_string(v);
+        else
+          j[k] = x;
+      },
+      v);
+  }
+  return j.dump();
+}
+
+} // namespace manifold::connectors

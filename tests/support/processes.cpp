@@ -1,0 +1,167 @@
+#include "support/processes.hpp"
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace manifold::test {
+
+std::uint16_t free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    ::close(fd);
+    throw std::runtime_error("free_port: bind failed");
+  }
+  socklen_t len = sizeof(addr);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+temp_dir::temp_dir() {
+  auto base = std::filesystem::temp_directory_path() / "manifold-test-XXXXXX";
+  std::string tmpl = base.string();
+  if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
+  path_ = tmpl;
+}
+
+temp_dir::~temp_dir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+std::string temp_dir::write(const std::string& name, const std::string& text) const {
+  auto p = file(name);
+  std::ofstream out{p, std::ios::binary};
+  out << text;
+  return p;
+}
+
+namespace {
+
+pid_t spawn(const std::vector<std::string>& argv, const std::string& log_file) {
+  std::vector<char*> args;
+  for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = ::fork();
+  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid == 0) {
+    // Own process group, so a stray signal to the test's group does not reach it twice.
+    ::setpgid(0, 0);
+    int in = ::open("/dev/null", O_RDONLY);
+    ::dup2(in, 0);
+    int out = log_file.empty() ? ::open("/dev/null", O_WRONLY)
+                               : ::open(log_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(out, 1);
+    ::dup2(out, 2);
+    ::execvp(args[0], args.data());
+    std::fprintf(stderr, "exec %s failed: %s\n", args[0], std::strerror(errno));
+    ::_exit(127);
+  }
+  return pid;
+}
+
+} // namespace
+
+child_process::child_process(std::vector<std::string> argv, std::string log_file)
+  : log_file_(std::move(log_file)) {
+  pid_ = spawn(argv, log_file_);
+}
+
+child_process::~child_process() {
+  if (!reaped_ && pid_ > 0) {
+    ::kill(pid_, SIGTERM);
+    if (wait_exit(std::chrono::seconds{5}) < 0 && !reaped_) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, &status_, 0);
+      reaped_ = true;
+    }
+  }
+}
+
+bool child_process::running() {
+  if (reaped_) return false;
+  pid_t r = ::waitpid(pid_, &status_, WNOHANG);
+  if (r == pid_) {
+    reaped_ = true;
+    return false;
+  }
+  return true;
+}
+
+int child_process::stop(int sig) {
+  if (reaped_) return status_;
+  ::kill(pid_, sig);
+  if (wait_exit(std::chrono::seconds{10}) < 0 && !reaped_) {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, &status_, 0);
+    reaped_ = true;
+  }
+  return status_;
+}
+
+int child_process::wait_exit(std::chrono::milliseconds deadline) {
+  auto until = std::chrono::steady_clock::now() + deadline;
+  while (std::chrono::steady_clock::now() < until) {
+    if (!running()) return WIFEXITED(status_) ? WEXITSTATUS(status_) : 128 + WTERMSIG(status_);
+    std::this_thread::sleep_for(std::chrono::milliseconds{5});
+  }
+  return -1;
+}
+
+std::string child_process::log() const {
+  std::ifstream in{log_file_};
+  std::ostringstream os;
+  os << in.rdbuf();
+  return os.str();
+}
+
+command_result run_command(const std::vector<std::string>& argv,
+                           std::chrono::milliseconds deadline) {
+  temp_dir dir;
+  auto log = dir.file("out");
+  command_result result;
+  child_process p{argv, log};
+  result.exit_code = p.wait_exit(deadline);
+  result.output = p.log();
+  return result;
+}
+
+bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds deadline) {
+  auto until = std::chrono::steady_clock::now() + deadline;
+  for (;;) {
+    if (condition()) return true;
+    if (std::chrono::steady_clock::now() >= until) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds{10});
+  }
+}
+
+bool port_open(std::uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(port);
+  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  ::close(fd);
+  return ok;
+}
+
+} // namespace manifold::test
