@@ -1,1 +1,366 @@
-// placeholder
+#include "manifold/cli/commands.hpp"
+
+#include <csignal>
+#include <cstdlib>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "manifold/cli/http_client.hpp"
+#include "manifold/cli/node_runtime.hpp"
+
+namespace manifold::cli {
+
+namespace {
+
+using json = nlohmann::json;
+
+// -- output helpers --------------------------------------------------------------------------------
+
+/// Prints rows as an aligned table with a header line.
+void print_table(const std::vector<std::string>& header,
+                 const std::vector<std::vector<std::string>>& rows) {
+  std::vector<std::size_t> width(header.size());
+  for (std::size_t i = 0; i < header.size(); ++i) width[i] = header[i].size();
+  for (auto& r : rows)
+    for (std::size_t i = 0; i < r.size() && i < width.size(); ++i)
+      width[i] = std::max(width[i], r[i].size());
+  auto line = [&](const std::vector<std::string>& cells) {
+    std::string out;
+    for (std::size_t i = 0; i < cells.size(); ++i) {
+      out += cells[i];
+      if (i + 1 < cells.size()) out += std::string(width[i] - cells[i].size() + 2, ' ');
+    }
+    std::cout << out << '\n';
+  };
+  line(header);
+  for (auto& r : rows) line(r);
+}
+
+std::string scalar_text(const json& j) {
+  if (j.is_null()) return "-";
+  if (j.is_string()) return j.get<std::string>();
+  return j.dump();
+}
+
+std::string join(const json& arr) {
+  std::string out;
+  if (!arr.is_array()) return out;
+  for (auto& x : arr) out += (out.empty() ? "" : ",") + scalar_text(x);
+  return out;
+}
+
+// -- client commands -------------------------------------------------------------------------------
+
+struct client_options {
+  std::string url;
+  bool as_json = false;
+};
+
+std::string default_url() {
+  if (const char* env = std::getenv("MANIFOLD_URL"); env && *env) return env;
+  return "http://127.0.0.1:8080";
+}
+
+/// Percent-encodes one path segment.
+std::string encode_segment(const std::string& s) {
+  std::ostringstream os;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~')
+      os << c;
+    else
+      os << '%' << std::uppercase << std::hex << std::setw(2) << std::setfill('0') << int(c);
+  }
+  return os.str();
+}
+
+/// Calls the gateway; on success stores the parsed body in `out` and returns exit_ok, otherwise
+/// prints the error and returns the exit code.
+int call(const client_options& opts, const std::string& method, const std::string& target,
+         const std::string& body, json& out) {
+  std::string err;
+  auto url = parse_url(opts.url, err);
+  if (!url) {
+    std::cerr << "error: --url: " << err << '\n';
+    return exit_usage;
+  }
+  auto res = http_call(*url, method, target, body);
+  if (res.status == 0) {
+    std::cerr << "error: " << res.error << " (is a node running? see --url or MANIFOLD_URL)\n";
+    return exit_unreachable;
+  }
+  json parsed = json::parse(res.body, nullptr, false);
+  if (res.status >= 400) {
+    std::string code = "http_" + std::to_string(res.status);
+    std::string message = res.body;
+    if (!parsed.is_discarded() && parsed.contains("error")) {
+      code = parsed["error"].value("code", code);
+      message = parsed["error"].value("message", message);
+    }
+    if (opts.as_json)
+      std::cout << (parsed.is_discarded() ? json{{"error", {{"code", code}, {"message", message}}}}
+                                          : parsed)
+                     .dump(2)
+                << '\n';
+    std::cerr << "error: " << message << " (" << code << ", HTTP " << res.status << ")\n";
+    return exit_failed;
+  }
+  if (parsed.is_discarded()) {
+    std::cerr << "error: the node answered with something that is not JSON\n";
+    return exit_failed;
+  }
+  out = std::move(parsed);
+  return exit_ok;
+}
+
+int devices_list(const client_options& opts) {
+  json body;
+  if (int rc = call(opts, "GET", "/v1/devices", {}, body); rc != exit_ok) return rc;
+  if (opts.as_json) {
+    std::cout << body.dump(2) << '\n';
+    return exit_ok;
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (auto& d : body)
+    rows.push_back({d.value("name", ""), d.value("connector", ""), join(d.value("points", json{})),
+                    join(d.value("actions", json{}))});
+  print_table({"DEVICE", "CONNECTOR", "POINTS", "ACTIONS"}, rows);
+  return exit_ok;
+}
+
+int connectors_list(const client_options& opts) {
+  json body;
+  if (int rc = call(opts, "GET", "/v1/connectors", {}, body); rc != exit_ok) return rc;
+  if (opts.as_json) {
+    std::cout << body.dump(2) << '\n';
+    return exit_ok;
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (auto& c : body)
+    rows.push_back({c.value("name", ""), c.value("type", ""), c.value("state", ""),
+                    scalar_text(c.value("restarts", json{})), c.value("last_error", "")});
+  print_table({"CONNECTOR", "TYPE", "STATE", "RESTARTS", "LAST ERROR"}, rows);
+  return exit_ok;
+}
+
+int point_get(const client_options& opts, const std::string& ref) {
+  auto slash = ref.find('/');
+  if (slash == std::string::npos || slash == 0 || slash + 1 == ref.size()) {
+    std::cerr << "error: expected DEVICE/POINT, got '" << ref << "'\n";
+    return exit_usage;
+  }
+  auto device = ref.substr(0, slash);
+  auto point = ref.substr(slash + 1);
+  json body;
+  auto target = "/v1/devices/" + encode_segment(device) + "/points/" + encode_segment(point);
+  if (int rc = call(opts, "GET", target, {}, body); rc != exit_ok) return rc;
+  if (opts.as_json) {
+    std::cout << body.dump(2) << '\n';
+    return exit_ok;
+  }
+  print_table({"POINT", "VALUE", "UNIT", "QUALITY", "TIMESTAMP", "REASON"},
+              {{ref, scalar_text(body.value("value", json{})), body.value("unit", ""),
+                body.value("quality", ""), body.value("timestamp", ""),
+                body.value("reason", "")}});
+  return exit_ok;
+}
+
+/// `key=value` pairs to a JSON object. A value that reads as a JSON scalar (22.5, true, "x")
+/// keeps its type; anything else is a string, so `mode=eco` needs no quotes.
+std::optional<json> parse_params(const std::vector<std::string>& pairs) {
+  json params = json::object();
+  for (auto& p : pairs) {
+    auto eq = p.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      std::cerr << "error: parameters are key=value, got '" << p << "'\n";
+      return std::nullopt;
+    }
+    auto key = p.substr(0, eq);
+    auto text = p.substr(eq + 1);
+    auto v = json::parse(text, nullptr, false);
+    params[key] = (v.is_discarded() || v.is_object() || v.is_array()) ? json(text) : v;
+  }
+  return params;
+}
+
+int action_invoke(const client_options& opts, const std::string& device, const std::string& action,
+                  const std::vector<std::string>& pairs) {
+  auto params = parse_params(pairs);
+  if (!params) return exit_usage;
+  json body;
+  auto target = "/v1/devices/" + encode_segment(device) + "/actions/" + encode_segment(action);
+  if (int rc = call(opts, "POST", target, params->dump(), body); rc != exit_ok) return rc;
+  if (opts.as_json)
+    std::cout << body.dump(2) << '\n';
+  else
+    std::cout << device << " " << action << ": " << scalar_text(body.value("result", json{}))
+              << '\n';
+  return exit_ok;
+}
+
+// -- local commands --------------------------------------------------------------------------------
+
+int config_check(const std::string& file, bool as_json) {
+  auto registry = connectors::connector_registry::builtin();
+  auto result = load_node_config(file, registry);
+  if (as_json) {
+    json out;
+    out["file"] = file;
+    out["valid"] = result.diag.empty();
+    out["errors"] = json::array();
+    for (auto& d : result.diag.items())
+      out["errors"].push_back({{"file", d.where.file},
+                               {"line", d.where.line},
+                               {"column", d.where.column},
+                               {"message", d.message}});
+    if (result.config) {
+      std::size_t devices = 0;
+      for (auto& c : result.config->connectors) devices += c.devices.size();
+      out["connectors"] = result.config->connectors.size();
+      out["devices"] = devices;
+    }
+    std::cout << out.dump(2) << '\n';
+  } else if (!result.config) {
+    std::cerr << result.diag.to_string();
+    std::cerr << file << ": invalid (" << result.diag.items().size() << " error"
+              << (result.diag.items().size() == 1 ? "" : "s") << ")\n";
+  } else {
+    std::size_t devices = 0;
+    for (auto& c : result.config->connectors) devices += c.devices.size();
+    std::cout << file << ": ok (" << result.config->connectors.size() << " connectors, "
+              << devices << " devices)\n";
+  }
+  return result.config ? exit_ok : exit_usage;
+}
+
+int node_run(const std::string& file, const std::string& listen) {
+  auto registry = connectors::connector_registry::builtin();
+  auto result = load_node_config(file, registry);
+  if (!result.config) {
+    std::cerr << result.diag.to_string();
+    std::cerr << (file.empty() ? "embedded config" : file) << ": invalid config; nothing started\n";
+    return exit_usage;
+  }
+  auto cfg = std::move(*result.config);
+  if (!listen.empty()) {
+    auto colon = listen.rfind(':');
+    auto port = colon == std::string::npos ? std::string{} : listen.substr(colon + 1);
+    if (colon == std::string::npos || colon == 0 || port.empty() || port.size() > 5 ||
+        port.find_first_not_of("0123456789") != std::string::npos || std::stoi(port) > 65535) {
+      std::cerr << "error: --listen expects HOST:PORT, got '" << listen << "'\n";
+      return exit_usage;
+    }
+    auto host = listen.substr(0, colon);
+    if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+    cfg.gateway.host = host;
+    cfg.gateway.port = static_cast<std::uint16_t>(std::stoi(port));
+  }
+
+  // Block the stop signals in every thread; the main thread waits for them below.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  node_runtime node{std::move(cfg), std::move(registry)};
+  if (auto err = node.start()) {
+    std::cerr << "error: " << *err << '\n';
+    return exit_failed;
+  }
+  std::cout << "Manifold node '" << node.config().id << "' is running.\n"
+            << "Gateway: " << node.url() << "  (try: curl " << node.url() << "/v1/devices)\n"
+            << "Press Ctrl-C to stop." << std::endl;
+  int sig = 0;
+  sigwait(&signals, &sig);
+  node.stop();
+  return exit_ok;
+}
+
+} // namespace
+
+int run(int argc, char** argv) {
+  CLI::App app{"manifold: devices and data sources behind one API", "manifold"};
+  app.set_version_flag("--version", "manifold 0.1.0");
+  app.require_subcommand(1);
+
+  client_options client;
+  auto add_client_flags = [&](CLI::App* cmd) {
+    client.url = default_url();
+    cmd->add_option("--url", client.url, "Gateway URL of a running node (env MANIFOLD_URL)")
+      ->capture_default_str();
+    cmd->add_flag("--json", client.as_json, "Print JSON for scripts instead of a table");
+  };
+
+  // manifold node run
+  auto node = app.add_subcommand("node", "Run a Manifold node");
+  node->require_subcommand(1);
+  auto node_run_cmd = node->add_subcommand("run", "Start a node and serve its gateway until Ctrl-C");
+  std::string node_config_file;
+  std::string listen;
+  node_run_cmd->add_option("-c,--config", node_config_file,
+                           "Node config (YAML); without it the embedded quickstart config runs")
+    ->check(CLI::ExistingFile);
+  node_run_cmd->add_option("--listen", listen, "Override gateway.listen, e.g. 127.0.0.1:0");
+
+  // manifold config check
+  auto cfg = app.add_subcommand("config", "Work with node config files");
+  cfg->require_subcommand(1);
+  auto cfg_check = cfg->add_subcommand("check", "Validate a node config without starting anything");
+  std::string check_file;
+  bool check_json = false;
+  cfg_check->add_option("file", check_file, "Config file (YAML)")->required();
+  cfg_check->add_flag("--json", check_json, "Print the result as JSON");
+
+  // manifold devices list
+  auto devices = app.add_subcommand("devices", "Devices of a running node");
+  devices->require_subcommand(1);
+  auto devices_list_cmd = devices->add_subcommand("list", "List every device with its points");
+  add_client_flags(devices_list_cmd);
+
+  // manifold connectors list
+  auto conns = app.add_subcommand("connectors", "Connector instances of a running node");
+  conns->require_subcommand(1);
+  auto conns_list_cmd = conns->add_subcommand("list", "List connectors with state and restarts");
+  add_client_flags(conns_list_cmd);
+
+  // manifold point get
+  auto point = app.add_subcommand("point", "Points of a running node's devices");
+  point->require_subcommand(1);
+  auto point_get_cmd = point->add_subcommand("get", "Read a point's latest value");
+  std::string point_ref;
+  point_get_cmd->add_option("point", point_ref, "DEVICE/POINT")->required();
+  add_client_flags(point_get_cmd);
+
+  // manifold action invoke
+  auto action = app.add_subcommand("action", "Device actions of a running node");
+  action->require_subcommand(1);
+  auto invoke_cmd = action->add_subcommand("invoke", "Invoke a device action");
+  std::string action_device;
+  std::string action_name;
+  std::vector<std::string> action_params;
+  invoke_cmd->add_option("device", action_device, "Device name")->required();
+  invoke_cmd->add_option("action", action_name, "Action name")->required();
+  invoke_cmd->add_option("params", action_params, "Parameters as key=value (value: JSON or text)");
+  add_client_flags(invoke_cmd);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? exit_ok : exit_usage;
+  }
+
+  if (*node_run_cmd) return node_run(node_config_file, listen);
+  if (*cfg_check) return config_check(check_file, check_json);
+  if (*devices_list_cmd) return devices_list(client);
+  if (*conns_list_cmd) return connectors_list(client);
+  if (*point_get_cmd) return point_get(client, point_ref);
+  if (*invoke_cmd) return action_invoke(client, action_device, action_name, action_params);
+  return exit_usage;
+}
+
+} // namespace manifold::cli

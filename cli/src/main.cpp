@@ -1,1 +1,5 @@
-int main() { return 0; }
+#include "manifold/cli/commands.hpp"
+
+int main(int argc, char** argv) {
+  return manifold::cli::run(argc, argv);
+}

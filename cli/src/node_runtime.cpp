@@ -1,1 +1,135 @@
-// placeholder
+#include "manifold/cli/node_runtime.hpp"
+
+#include <functional>
+#include <map>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/send.hpp>
+
+#include "manifold/actors/data_bus.hpp"
+#include "manifold/actors/metrics.hpp"
+#include "manifold/connectors/transport.hpp"
+#include "manifold/gateway/gateway.hpp"
+#include "manifold/supervision/connector_supervisor.hpp"
+
+namespace manifold::cli {
+
+extern const char* const embedded_config_text;
+
+const char* embedded_config() {
+  return embedded_config_text;
+}
+
+config::load_result load_node_config(const std::string& path,
+                                     const connectors::connector_registry& registry) {
+  if (path.empty())
+    return config::load_string(embedded_config_text, "<embedded quickstart.yaml>",
+                               registry.schemas(), registry.names());
+  return config::load_file(path, registry.schemas(), registry.names());
+}
+
+namespace {
+
+void configure_system(caf::actor_system_config& sys_cfg, const node_config& cfg) {
+  if (cfg.worker_threads > 0)
+    sys_cfg.set("scheduler.max-threads", static_cast<std::size_t>(cfg.worker_threads));
+}
+
+/// A per-connector seed: stable for a name, different between connectors.
+std::uint64_t connector_seed(const std::string& node_id, const std::string& name) {
+  return std::hash<std::string>{}(node_id + "/" + name);
+}
+
+} // namespace
+
+struct node_runtime::impl {
+  std::shared_ptr<const node_config> cfg;
+  connectors::connector_registry registry;
+  std::shared_ptr<connectors::transport_factory> transports;
+  std::shared_ptr<node_metrics> metrics = std::make_shared<node_metrics>();
+  caf::actor_system_config sys_cfg;
+  std::unique_ptr<caf::actor_system> sys;
+  caf::actor bus;
+  caf::actor gateway;
+  std::map<std::string, caf::actor> supervisors;
+  std::unique_ptr<gateway::http_server> http;
+  log::logger log{"node"};
+  bool stopped = false;
+};
+
+node_runtime::node_runtime(node_config cfg, connectors::connector_registry registry,
+                           std::shared_ptr<connectors::transport_factory> transports)
+  : impl_(std::make_unique<impl>()) {
+  configure_system(impl_->sys_cfg, cfg);
+  impl_->cfg = std::make_shared<const node_config>(std::move(cfg));
+  impl_->registry = std::move(registry);
+  impl_->transports = transports ? std::move(transports) : connectors::make_real_transports();
+}
+
+node_runtime::~node_runtime() {
+  stop();
+}
+
+std::optional<std::string> node_runtime::start() {
+  auto& d = *impl_;
+  log::level lvl;
+  if (log::parse_level(d.cfg->log_level, lvl)) log::set_level(lvl);
+  d.sys = std::make_unique<caf::actor_system>(d.sys_cfg);
+  d.bus = spawn_data_bus(*d.sys, d.metrics);
+  for (auto& c : d.cfg->connectors) {
+    auto* type = d.registry.find(c.type);
+    connectors::connector_context ctx;
+    // Each connector gets a copy of its own section only: nothing of the others.
+    ctx.config = std::make_shared<const connector_config>(c);
+    ctx.bus = d.bus;
+    ctx.metrics = d.metrics;
+    ctx.transports = d.transports;
+    ctx.seed = connector_seed(d.cfg->id, c.name);
+    ctx.log = log::logger{c.type};
+    ctx.readings_counter = &d.metrics->readings(c.name);
+    d.supervisors.emplace(c.name, supervision::spawn_connector_supervisor(*d.sys, *type, ctx));
+  }
+  gateway::gateway_deps deps{d.cfg, d.supervisors, d.bus, d.metrics};
+  d.gateway = gateway::spawn_gateway(*d.sys, deps);
+  d.http = std::make_unique<gateway::http_server>(*d.sys, d.gateway, d.bus, d.cfg->gateway,
+                                                  d.metrics);
+  if (auto err = d.http->start()) return "gateway cannot listen on " + d.cfg->gateway.host + ":" +
+                                         std::to_string(d.cfg->gateway.port) + ": " + *err;
+  d.log.info("node started", {{"node", d.cfg->id},
+                              {"connectors", std::to_string(d.cfg->connectors.size())},
+                              {"url", url()}});
+  return std::nullopt;
+}
+
+std::uint16_t node_runtime::port() const {
+  return impl_->http ? impl_->http->port() : 0;
+}
+
+std::string node_runtime::url() const {
+  auto host = impl_->cfg->gateway.host;
+  if (host.find(':') != std::string::npos) host = "[" + host + "]";
+  return "http://" + host + ":" + std::to_string(port());
+}
+
+const node_config& node_runtime::config() const {
+  return *impl_->cfg;
+}
+
+void node_runtime::stop() {
+  auto& d = *impl_;
+  if (d.stopped || !d.sys) return;
+  d.stopped = true;
+  if (d.http) d.http->stop();
+  for (auto& [name, sup] : d.supervisors) caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(d.gateway, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(d.bus, caf::exit_reason::user_shutdown);
+  d.supervisors.clear();
+  d.gateway = nullptr;
+  d.bus = nullptr;
+  d.http.reset();
+  d.sys.reset(); // Waits for every actor to finish.
+  d.log.info("node stopped", {{"node", d.cfg->id}});
+}
+
+} // namespace manifold::cli
