@@ -6,6 +6,7 @@
 #include <caf/event_based_actor.hpp>
 #include <caf/send.hpp>
 
+#include "manifold/actors/errors.hpp"
 #include "manifold/actors/metrics.hpp"
 
 namespace manifold::connectors {
@@ -28,6 +29,22 @@ void publish_stale(caf::event_based_actor* self, const connector_context& ctx,
     r.source_time = now;
     self->send(ctx.bus, publish_atom::value, std::move(r));
   }
+}
+
+void report_crashes(caf::event_based_actor* self, const connector_context& ctx) {
+  auto name = ctx.name();
+  auto log = ctx.log;
+  self->set_exception_handler([name, log](caf::scheduled_actor*, std::exception_ptr& ep) {
+    std::string what = "unknown exception";
+    try {
+      std::rethrow_exception(ep);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    log.error("connector crashed", {{"connector", name}, {"error", what}});
+    return make_error(errc::internal, "uncaught exception: " + what);
+  });
 }
 
 void connector_registry::add(std::unique_ptr<connector_type> type) {

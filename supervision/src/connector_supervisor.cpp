@@ -90,7 +90,7 @@ caf::behavior connector_supervisor(supervisor_actor* self, connectors::connector
       set_up(self, false);
       return;
     }
-    st.last_error = caf::to_string(msg.reason);
+    st.last_error = message_of(msg.reason);
     st.state = connector_state::restarting;
     ++st.restarts;
     set_up(self, false);
@@ -136,6 +136,9 @@ caf::behavior connector_supervisor(supervisor_actor* self, connectors::connector
       self->request(st.child, 2s, status_atom::value)
         .then(
           [=](connector_status& s) mutable {
+            // Lifecycle is the supervisor's to say; the connector only adds "some devices
+            // unreachable".
+            s.state = s.state == connector_state::degraded ? connector_state::degraded : base.state;
             s.name = base.name;
             s.type = base.type;
             s.restarts = base.restarts;

@@ -231,6 +231,7 @@ caf::result<value> invoke(sim_actor* self, action_request& req) {
 caf::behavior sim_connector(sim_actor* self, connector_context ctx) {
   auto& st = self->state;
   st.ctx = std::move(ctx);
+  report_crashes(self, st.ctx);
   auto seed = st.ctx.seed;
   if (auto* s = std::any_cast<std::uint64_t>(&st.ctx.config->settings)) seed = *s;
   st.rng.seed(seed);

@@ -48,6 +48,11 @@ void publish(caf::event_based_actor* self, const connector_context& ctx, point_r
 void publish_stale(caf::event_based_actor* self, const connector_context& ctx,
                    const device_config& device, const std::string& reason);
 
+/// Turns an exception escaping one of the connector's handlers into a crash the supervisor sees
+/// with the exception's message (and a log line), instead of CAF's bare default. Call it first
+/// thing in the connector's behaviour function.
+void report_crashes(caf::event_based_actor* self, const connector_context& ctx);
+
 /// A kind of connector (`sim`, `mqtt`, `modbus`, …).
 ///
 /// A connector instance is one CAF actor spawned by `spawn`. Its behaviour must answer:
