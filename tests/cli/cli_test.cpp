@@ -1,0 +1,166 @@
+// The `manifold` binary as a user runs it: node run, config check and the client commands, with
+// their exit codes, --json output and --help.
+
+#include <gtest/gtest.h>
+
+#include <csignal>
+
+#include <nlohmann/json.hpp>
+
+#include "support/http.hpp"
+#include "support/processes.hpp"
+
+namespace {
+
+using namespace manifold::test;
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+const std::string binary = MANIFOLD_BINARY;
+const std::string source_dir = MANIFOLD_SOURCE_DIR;
+
+command_result manifold(std::vector<std::string> args) {
+  args.insert(args.begin(), binary);
+  return run_command(args, 30s);
+}
+
+/// A node started from the binary on a free port, stopped by pid.
+struct running_node {
+  temp_dir dir;
+  std::unique_ptr<child_process> proc;
+  std::uint16_t port = 0;
+  std::string url;
+
+  explicit running_node(const std::string& config = {}) {
+    port = free_port();
+    std::vector<std::string> argv{binary, "node", "run", "--listen",
+                                  "127.0.0.1:" + std::to_string(port)};
+    if (!config.empty()) {
+      argv.push_back("--config");
+      argv.push_back(config);
+    }
+    proc = std::make_unique<child_process>(argv, dir.file("node.log"));
+    url = "http://127.0.0.1:" + std::to_string(port);
+    bool up = wait_until([&] { return http_get(port, "/healthz").status == 200; }, 20s);
+    EXPECT_TRUE(up) << proc->log();
+  }
+};
+
+TEST(cli, help_is_available_on_every_command) {
+  for (auto args : std::vector<std::vector<std::string>>{
+         {"--help"},
+         {"node", "run", "--help"},
+         {"config", "check", "--help"},
+         {"devices", "list", "--help"},
+         {"connectors", "list", "--help"},
+         {"point", "get", "--help"},
+         {"action", "invoke", "--help"}}) {
+    args.push_back("--help");
+    auto r = manifold(args);
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_NE(r.output.find("Usage:"), std::string::npos) << r.output;
+  }
+}
+
+TEST(cli, unknown_command_is_a_usage_error) {
+  auto r = manifold({"frobnicate"});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+}
+
+TEST(cli, config_check_accepts_the_examples) {
+  for (auto f : {"examples/quickstart.yaml"}) {
+    auto r = manifold({"config", "check", source_dir + "/" + f});
+    EXPECT_EQ(r.exit_code, 0) << f << ": " << r.output;
+    EXPECT_NE(r.output.find("ok ("), std::string::npos) << r.output;
+  }
+}
+
+TEST(cli, config_check_reports_every_error_with_file_and_line) {
+  temp_dir dir;
+  auto file = dir.write("bad.yaml", "connectors:\n  - name: s\n    type: sim\n    colour: red\n"
+                                    "    devices: [{name: d, model: toaster}]\n");
+  auto r = manifold({"config", "check", file});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find(file + ":4:5: unknown key 'colour'"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("'model' must be one of thermostat, counter, switch, got 'toaster'"),
+            std::string::npos)
+    << r.output;
+
+  auto j = manifold({"config", "check", "--json", file});
+  EXPECT_EQ(j.exit_code, 2);
+  auto body = json::parse(j.output);
+  EXPECT_FALSE(body["valid"].get<bool>());
+  ASSERT_EQ(body["errors"].size(), 2u);
+  EXPECT_EQ(body["errors"][0]["line"], 4);
+}
+
+TEST(cli, node_with_invalid_config_exits_nonzero_and_starts_nothing) {
+  temp_dir dir;
+  auto file = dir.write("bad.yaml", "gateway: {listen: 127.0.0.1:0}\nconnectors: 3\n");
+  auto r = manifold({"node", "run", "--config", file});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("nothing started"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("Gateway:"), std::string::npos) << r.output;
+}
+
+TEST(cli, node_runs_the_embedded_config_and_client_commands_work) {
+  running_node node;
+  auto list = manifold({"devices", "list", "--url", node.url});
+  EXPECT_EQ(list.exit_code, 0) << list.output;
+  EXPECT_NE(list.output.find("thermostat-1"), std::string::npos) << list.output;
+  EXPECT_NE(list.output.find("DEVICE"), std::string::npos) << list.output;
+
+  auto list_json = manifold({"devices", "list", "--json", "--url", node.url});
+  ASSERT_EQ(list_json.exit_code, 0) << list_json.output;
+  EXPECT_EQ(json::parse(list_json.output).size(), 3u);
+
+  auto set = manifold({"action", "invoke", "thermostat-1", "set_setpoint", "value=23.5", "--json",
+                       "--url", node.url});
+  ASSERT_EQ(set.exit_code, 0) << set.output;
+  EXPECT_EQ(json::parse(set.output)["result"], 23.5);
+
+  auto get = manifold({"point", "get", "thermostat-1/setpoint", "--json", "--url", node.url});
+  ASSERT_EQ(get.exit_code, 0) << get.output;
+  auto point = json::parse(get.output);
+  EXPECT_EQ(point["value"], 23.5);
+  EXPECT_EQ(point["quality"], "good");
+
+  auto conns = manifold({"connectors", "list", "--url", node.url});
+  EXPECT_EQ(conns.exit_code, 0) << conns.output;
+  EXPECT_NE(conns.output.find("running"), std::string::npos) << conns.output;
+}
+
+TEST(cli, client_errors_have_meaningful_exit_codes) {
+  running_node node;
+  auto missing = manifold({"point", "get", "nope/temperature", "--url", node.url});
+  EXPECT_EQ(missing.exit_code, 1) << missing.output;
+  EXPECT_NE(missing.output.find("not_found"), std::string::npos) << missing.output;
+
+  auto bad = manifold({"action", "invoke", "thermostat-1", "set_setpoint", "value=99", "--url",
+                       node.url});
+  EXPECT_EQ(bad.exit_code, 1) << bad.output;
+  EXPECT_NE(bad.output.find("bad_request"), std::string::npos) << bad.output;
+
+  auto malformed = manifold({"action", "invoke", "thermostat-1", "set_setpoint", "value", "--url",
+                             node.url});
+  EXPECT_EQ(malformed.exit_code, 2) << malformed.output;
+
+  auto ref = manifold({"point", "get", "no-slash", "--url", node.url});
+  EXPECT_EQ(ref.exit_code, 2) << ref.output;
+
+  auto bad_url = manifold({"devices", "list", "--url", "ftp://x"});
+  EXPECT_EQ(bad_url.exit_code, 2) << bad_url.output;
+
+  auto down = manifold({"devices", "list", "--url",
+                        "http://127.0.0.1:" + std::to_string(free_port())});
+  EXPECT_EQ(down.exit_code, 3) << down.output;
+  EXPECT_NE(down.output.find("is a node running?"), std::string::npos) << down.output;
+}
+
+TEST(cli, node_stops_cleanly_on_sigterm) {
+  running_node node;
+  EXPECT_EQ(node.proc->stop(SIGTERM), 0) << node.proc->log();
+  EXPECT_NE(node.proc->log().find("node stopped"), std::string::npos) << node.proc->log();
+}
+
+} // namespace
