@@ -409,6 +409,10 @@ private:
       map_reader rr{rs, file_, diag_, "'restart'"};
       if (auto v = rr.get_duration("initial_backoff", 1ms, 1h)) c.restart.initial_backoff = *v;
       if (auto v = rr.get_duration("max_backoff", 1ms, 24h)) c.restart.max_backoff = *v;
+      if (auto v = rr.get_int("max_restarts", 0, 10000)) c.restart.max_restarts = *v;
+      if (auto v = rr.get_duration("window", 1s, 24h)) c.restart.window = *v;
+      if (auto v = rr.get_duration("health_interval", 10ms, 1h)) c.restart.health_interval = *v;
+      if (auto v = rr.get_duration("health_timeout", 10ms, 10min)) c.restart.health_timeout = *v;
       if (c.restart.max_backoff < c.restart.initial_backoff)
         rr.error("max_backoff", "'max_backoff' must not be shorter than 'initial_backoff'");
       rr.finish();

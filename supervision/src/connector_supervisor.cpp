@@ -1,11 +1,12 @@
 #include "manifold/supervision/connector_supervisor.hpp"
 
 #include <algorithm>
+#include <deque>
 #include <random>
 
 #include <caf/actor_system.hpp>
-#include <caf/exit_reason.hpp>
 #include <caf/event_based_actor.hpp>
+#include <caf/exit_reason.hpp>
 #include <caf/stateful_actor.hpp>
 
 #include <prometheus/counter.h>
@@ -19,16 +20,25 @@ namespace manifold::supervision {
 namespace {
 
 using namespace std::chrono_literals;
+using steady = std::chrono::steady_clock;
+
+/// The delayed "now restart" after a backoff; it carries the generation it was meant for, so a
+/// manual stop or start in between makes it void.
+using respawn_atom = caf::atom_constant<caf::atom("respawn")>;
+/// One health probe round; carries the generation of the child it probes.
+using probe_atom = caf::atom_constant<caf::atom("probe")>;
 
 struct supervisor_state {
   connectors::connector_type* type = nullptr;
   connectors::connector_context ctx;
   caf::actor child;
+  std::uint64_t generation = 0; ///< Bumped for every child started.
   connector_state state = connector_state::starting;
   std::uint64_t restarts = 0;
   std::string last_error;
+  std::deque<steady::time_point> recent_crashes; ///< Within the intensity window.
   std::chrono::milliseconds backoff{0};
-  std::chrono::steady_clock::time_point started_at;
+  steady::time_point started_at;
   std::mt19937_64 rng;
   log::logger log{"supervision"};
   static inline const char* name = "connector_supervisor";
@@ -36,8 +46,17 @@ struct supervisor_state {
 
 using supervisor_actor = caf::stateful_actor<supervisor_state>;
 
+const restart_config& policy(supervisor_actor* self) {
+  return self->state.ctx.config->restart;
+}
+
 void set_up(supervisor_actor* self, bool up) {
   if (auto& m = self->state.ctx.metrics) m->connector_up(self->state.ctx.name()).Set(up ? 1 : 0);
+}
+
+void schedule_probe(supervisor_actor* self) {
+  self->delayed_send(self, policy(self).health_interval, probe_atom::value,
+                     self->state.generation);
 }
 
 void start_child(supervisor_actor* self) {
@@ -45,17 +64,30 @@ void start_child(supervisor_actor* self) {
   st.child = st.type->spawn(self->system(), st.ctx);
   // Linked: the supervisor traps the child's exit; the child dies with its supervisor.
   self->link_to(st.child);
+  ++st.generation;
   st.state = connector_state::running;
-  st.started_at = std::chrono::steady_clock::now();
+  st.started_at = steady::now();
   set_up(self, true);
+  schedule_probe(self);
+}
+
+/// Ends the current child without treating it as a crash: unlinks first, so its exit does not
+/// reach us, then kills it. A child stuck in a blocking call ends once that call returns.
+void drop_child(supervisor_actor* self, const caf::error& reason) {
+  auto& st = self->state;
+  if (!st.child) return;
+  self->unlink_from(st.child);
+  self->send_exit(st.child, reason);
+  st.child = nullptr;
 }
 
 /// The delay before the next restart: doubles from the initial backoff up to the maximum, with
-/// up to 20% jitter so that many connectors failing together do not restart in lockstep.
+/// up to 20% jitter (from the seeded source, so a replay gives the same delays) so that many
+/// connectors failing together do not restart in lockstep.
 std::chrono::milliseconds next_backoff(supervisor_state& st) {
   auto& rc = st.ctx.config->restart;
   // A child that ran longer than the maximum backoff was healthy: start the ladder again.
-  if (st.backoff.count() == 0 || std::chrono::steady_clock::now() - st.started_at > rc.max_backoff)
+  if (st.backoff.count() == 0 || steady::now() - st.started_at > rc.max_backoff)
     st.backoff = rc.initial_backoff;
   else
     st.backoff = std::min(st.backoff * 2, rc.max_backoff);
@@ -64,11 +96,54 @@ std::chrono::milliseconds next_backoff(supervisor_state& st) {
     static_cast<std::int64_t>(static_cast<double>(st.backoff.count()) * jitter(st.rng))};
 }
 
+/// A crash of the current child: restart after backoff, or give up when the restart intensity
+/// is exceeded.
+void on_crash(supervisor_actor* self, std::string error) {
+  auto& st = self->state;
+  auto& rc = policy(self);
+  auto now = steady::now();
+  st.last_error = std::move(error);
+  set_up(self, false);
+  st.recent_crashes.push_back(now);
+  while (!st.recent_crashes.empty() && now - st.recent_crashes.front() > rc.window)
+    st.recent_crashes.pop_front();
+  if (st.recent_crashes.size() > rc.max_restarts) {
+    st.state = connector_state::failed;
+    st.log.error("connector failed: too many crashes, not restarting",
+                 {{"connector", st.ctx.name()},
+                  {"error", st.last_error},
+                  {"crashes", std::to_string(st.recent_crashes.size())},
+                  {"window_ms", std::to_string(rc.window.count())}});
+    return;
+  }
+  st.state = connector_state::restarting;
+  ++st.restarts;
+  if (auto& m = st.ctx.metrics) m->connector_restarts(st.ctx.name()).Increment();
+  auto delay = next_backoff(st);
+  st.log.warn("connector crashed, restarting",
+              {{"connector", st.ctx.name()},
+               {"error", st.last_error},
+               {"restarts", std::to_string(st.restarts)},
+               {"backoff_ms", std::to_string(delay.count())}});
+  self->delayed_send(self, delay, respawn_atom::value, st.generation);
+}
+
 caf::error not_running(supervisor_actor* self) {
   auto& st = self->state;
   return make_error(errc::unavailable, "connector '" + st.ctx.name() + "' is " +
                                          to_string(st.state) +
                                          (st.last_error.empty() ? "" : ": " + st.last_error));
+}
+
+connector_status own_status(supervisor_actor* self) {
+  auto& st = self->state;
+  connector_status s;
+  s.name = st.ctx.name();
+  s.type = st.ctx.config->type;
+  s.state = st.state;
+  s.restarts = st.restarts;
+  s.last_error = st.last_error;
+  return s;
 }
 
 caf::behavior connector_supervisor(supervisor_actor* self, connectors::connector_type* type,
@@ -79,37 +154,73 @@ caf::behavior connector_supervisor(supervisor_actor* self, connectors::connector
   st.rng.seed(st.ctx.seed);
   self->set_exit_handler([=](caf::exit_msg& msg) {
     auto& st = self->state;
-    if (msg.source != st.child.address()) {
-      // Our parent (or the system) ends us: take the group down with us.
+    if (!st.child || msg.source != st.child.address()) {
+      // Not from our child: our parent (or the system) ends us, and the group with us.
       self->quit(msg.reason);
       return;
     }
     st.child = nullptr;
-    if (msg.reason == caf::exit_reason::user_shutdown || !msg.reason) {
+    if (!msg.reason || msg.reason == caf::exit_reason::user_shutdown) {
       st.state = connector_state::stopped;
       set_up(self, false);
       return;
     }
-    st.last_error = message_of(msg.reason);
-    st.state = connector_state::restarting;
-    ++st.restarts;
-    set_up(self, false);
-    if (auto& m = st.ctx.metrics) m->connector_restarts(st.ctx.name()).Increment();
-    auto delay = next_backoff(st);
-    st.log.warn("connector crashed, restarting",
-                {{"connector", st.ctx.name()},
-                 {"error", st.last_error},
-                 {"restarts", std::to_string(st.restarts)},
-                 {"backoff_ms", std::to_string(delay.count())}});
-    self->delayed_send(self, delay, restart_atom::value);
+    on_crash(self, message_of(msg.reason));
   });
   start_child(self);
 
   return {
-    [=](restart_atom) {
-      if (self->state.child) return;
+    [=](respawn_atom, std::uint64_t generation) {
+      auto& st = self->state;
+      // Stale: a manual stop/start/restart happened since this restart was scheduled.
+      if (st.child || generation != st.generation || st.state != connector_state::restarting)
+        return;
       start_child(self);
-      self->state.log.info("connector restarted", {{"connector", self->state.ctx.name()}});
+      st.log.info("connector restarted", {{"connector", st.ctx.name()}});
+    },
+    [=](probe_atom, std::uint64_t generation) {
+      auto& st = self->state;
+      if (!st.child || generation != st.generation) return;
+      self->request(st.child, policy(self).health_timeout, status_atom::value)
+        .then([=](connector_status&) { schedule_probe(self); },
+              [=](caf::error& err) {
+                auto& st = self->state;
+                if (!st.child || generation != st.generation) return;
+                auto reason = code_of(err) == errc::timeout
+                                ? "health probe unanswered for " +
+                                    std::to_string(policy(self).health_timeout.count()) + "ms"
+                                : "health probe failed: " + message_of(err);
+                drop_child(self, caf::exit_reason::kill);
+                on_crash(self, reason);
+              });
+    },
+    [=](stop_atom) -> connector_status {
+      auto& st = self->state;
+      drop_child(self, caf::exit_reason::user_shutdown);
+      st.state = connector_state::stopped;
+      set_up(self, false);
+      st.log.info("connector stopped on request", {{"connector", st.ctx.name()}});
+      return own_status(self);
+    },
+    [=](start_atom) -> connector_status {
+      auto& st = self->state;
+      if (!st.child) {
+        // A manual start forgives earlier crashes: the operator has looked at it.
+        st.recent_crashes.clear();
+        st.backoff = 0ms;
+        start_child(self);
+        st.log.info("connector started on request", {{"connector", st.ctx.name()}});
+      }
+      return own_status(self);
+    },
+    [=](restart_atom) -> connector_status {
+      auto& st = self->state;
+      drop_child(self, caf::exit_reason::user_shutdown);
+      st.recent_crashes.clear();
+      st.backoff = 0ms;
+      start_child(self);
+      st.log.info("connector restarted on request", {{"connector", st.ctx.name()}});
+      return own_status(self);
     },
     [=](invoke_atom a, action_request& req) -> caf::result<value> {
       if (!self->state.child) return not_running(self);
@@ -125,25 +236,19 @@ caf::behavior connector_supervisor(supervisor_actor* self, connectors::connector
     },
     [=](status_atom) -> caf::result<connector_status> {
       auto& st = self->state;
-      connector_status base;
-      base.name = st.ctx.name();
-      base.type = st.ctx.config->type;
-      base.state = st.state;
-      base.restarts = st.restarts;
-      base.last_error = st.last_error;
+      auto base = own_status(self);
       if (!st.child) return base;
       auto rp = self->make_response_promise<connector_status>();
-      self->request(st.child, 2s, status_atom::value)
+      self->request(st.child, policy(self).health_timeout, status_atom::value)
         .then(
           [=](connector_status& s) mutable {
             // Lifecycle is the supervisor's to say; the connector only adds "some devices
             // unreachable".
-            s.state = s.state == connector_state::degraded ? connector_state::degraded : base.state;
-            s.name = base.name;
-            s.type = base.type;
-            s.restarts = base.restarts;
-            s.last_error = base.last_error;
-            rp.deliver(std::move(s));
+            auto out = base;
+            if (s.state == connector_state::degraded && base.state == connector_state::running)
+              out.state = connector_state::degraded;
+            out.unreachable_devices = std::move(s.unreachable_devices);
+            rp.deliver(std::move(out));
           },
           [=](caf::error&) mutable { rp.deliver(base); });
       return rp;

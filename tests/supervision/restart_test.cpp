@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <future>
+
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 #include <caf/event_based_actor.hpp>
@@ -30,9 +32,11 @@ public:
     p.name = "ticks";
     p.type = value_type::int64;
     d.points.push_back(p);
-    action_config a;
-    a.name = "crash";
-    d.actions.push_back(a);
+    for (auto name : {"crash", "hang"}) {
+      action_config a;
+      a.name = name;
+      d.actions.push_back(a);
+    }
   }
   void parse_point(config::map_reader&, const connector_config&, const device_config&,
                    point_config&) override {}
@@ -40,6 +44,10 @@ public:
                     action_config&) override {}
   void check(const connector_config&, config::diagnostics&) override {}
 };
+
+/// Released by the test at the end, so a "hung" connector's thread returns to the scheduler.
+std::promise<void> hang_release;
+std::shared_future<void> hang_gate = hang_release.get_future().share();
 
 struct crashy_state {
   connectors::connector_context ctx;
@@ -59,7 +67,12 @@ caf::behavior crashy(caf::stateful_actor<crashy_state>* self, connectors::connec
                                           quality::good, {}, now_timestamp()});
       self->delayed_send(self, st.ctx.config->poll_interval, poll_atom::value);
     },
-    [=](invoke_atom, action_request&) -> value {
+    [=](invoke_atom, action_request& req) -> value {
+      if (req.action == "hang") {
+        // Deliberately blocks its scheduler thread, as a connector stuck in a library call would.
+        hang_gate.wait_for(30s);
+        return value{};
+      }
       throw std::runtime_error("crash on command");
     },
     [=](status_atom) { return connector_status{}; },
@@ -84,7 +97,8 @@ const char* config_text = R"(connectors:
   - name: faulty
     type: crashy
     poll_interval: 10ms
-    restart: {initial_backoff: 300ms, max_backoff: 2s}
+    restart: {initial_backoff: 300ms, max_backoff: 2s, max_restarts: 3, window: 1m,
+              health_interval: 50ms, health_timeout: 300ms}
     devices: [{name: f1}]
   - name: healthy
     type: sim
@@ -102,6 +116,7 @@ struct supervision_test : ::testing::Test {
   node_config cfg;
 
   void SetUp() override {
+    sys_cfg.set("scheduler.max-threads", std::size_t{4});
     sys = std::make_unique<caf::actor_system>(sys_cfg);
     registry.add(connectors::make_sim_connector());
     registry.add(std::make_unique<crashy_type>());
@@ -139,6 +154,26 @@ struct supervision_test : ::testing::Test {
     self->request(sups[name], 2s, status_atom::value)
       .receive([&](connector_status& s) { out = s; }, [&](caf::error&) {});
     return out;
+  }
+
+  connector_status lifecycle(const std::string& name, caf::atom_value op) {
+    caf::scoped_actor self{*sys};
+    connector_status out;
+    auto msg = op == caf::atom("stop")    ? caf::make_message(stop_atom::value)
+               : op == caf::atom("start") ? caf::make_message(start_atom::value)
+                                          : caf::make_message(restart_atom::value);
+    self->request(sups[name], 2s, std::move(msg))
+      .receive([&](connector_status& s) { out = s; }, [&](caf::error&) {});
+    return out;
+  }
+
+  void crash_and_wait(int expected_restarts) {
+    invoke("faulty", {"f1", "crash", {}});
+    ASSERT_TRUE(test::wait_until([&] {
+      auto s = status("faulty");
+      return s.restarts == static_cast<std::uint64_t>(expected_restarts) ||
+             s.state == connector_state::failed;
+    }));
   }
 
   caf::error invoke(const std::string& connector, action_request req) {
@@ -194,6 +229,56 @@ TEST_F(supervision_test, repeated_crashes_keep_being_restarted) {
   ASSERT_TRUE(
     test::wait_until([&] { return status("faulty").state == connector_state::running; }, 10s));
   EXPECT_EQ(status("healthy").state, connector_state::running);
+}
+
+TEST_F(supervision_test, too_many_crashes_within_the_window_mark_the_group_failed) {
+  // max_restarts is 3: the fourth crash within the minute is one too many.
+  for (int i = 1; i <= 3; ++i) {
+    ASSERT_TRUE(
+      test::wait_until([&] { return status("faulty").state == connector_state::running; }, 10s));
+    crash_and_wait(i);
+  }
+  ASSERT_TRUE(
+    test::wait_until([&] { return status("faulty").state == connector_state::running; }, 10s));
+  invoke("faulty", {"f1", "crash", {}});
+  ASSERT_TRUE(test::wait_until([&] { return status("faulty").state == connector_state::failed; }));
+  EXPECT_EQ(status("faulty").restarts, 3u);
+  auto err = invoke("faulty", {"f1", "crash", {}});
+  EXPECT_EQ(code_of(err), errc::unavailable);
+  EXPECT_NE(message_of(err).find("failed"), std::string::npos) << message_of(err);
+  EXPECT_EQ(status("healthy").state, connector_state::running);
+
+  // An operator's start brings it back and forgives the crashes.
+  EXPECT_EQ(lifecycle("faulty", caf::atom("start")).state, connector_state::running);
+  crash_and_wait(4);
+  ASSERT_TRUE(
+    test::wait_until([&] { return status("faulty").state == connector_state::running; }, 10s));
+}
+
+TEST_F(supervision_test, a_hung_connector_is_detected_and_restarted) {
+  ASSERT_TRUE(test::wait_until([&] { return latest("f1", "ticks").value_or(0) > 0; }));
+  // The action never answers in time; the probe finds the connector hung and replaces it.
+  std::thread caller{[&] { invoke("faulty", {"f1", "hang", {}}); }};
+  ASSERT_TRUE(test::wait_until([&] { return status("faulty").restarts == 1; }, 10s));
+  EXPECT_NE(status("faulty").last_error.find("health probe unanswered"), std::string::npos)
+    << status("faulty").last_error;
+  ASSERT_TRUE(
+    test::wait_until([&] { return status("faulty").state == connector_state::running; }, 10s));
+  // The fresh instance publishes again (its counter restarted from zero).
+  auto before = latest("f1", "ticks").value_or(0);
+  ASSERT_TRUE(test::wait_until([&] { return latest("f1", "ticks").value_or(0) != before; }));
+  hang_release.set_value();
+  caller.join();
+}
+
+TEST_F(supervision_test, stop_start_and_restart_by_hand) {
+  EXPECT_EQ(lifecycle("faulty", caf::atom("stop")).state, connector_state::stopped);
+  EXPECT_EQ(code_of(invoke("faulty", {"f1", "crash", {}})), errc::unavailable);
+  EXPECT_EQ(status("faulty").state, connector_state::stopped);
+  EXPECT_EQ(lifecycle("faulty", caf::atom("start")).state, connector_state::running);
+  EXPECT_EQ(lifecycle("faulty", caf::atom("restart")).state, connector_state::running);
+  EXPECT_EQ(status("faulty").restarts, 0u); // Restarts by hand are not crashes.
+  ASSERT_TRUE(test::wait_until([&] { return latest("f1", "ticks").value_or(0) > 0; }));
 }
 
 } // namespace

@@ -26,6 +26,8 @@ using write_atom = caf::atom_constant<caf::atom("write")>;
 using status_atom = caf::atom_constant<caf::atom("status")>;
 using poll_atom = caf::atom_constant<caf::atom("poll")>;
 using restart_atom = caf::atom_constant<caf::atom("restart")>;
+using stop_atom = caf::atom_constant<caf::atom("stop")>;
+using start_atom = caf::atom_constant<caf::atom("start")>;
 using crash_atom = caf::atom_constant<caf::atom("crash")>;
 using http_atom = caf::atom_constant<caf::atom("http")>;
 

@@ -120,6 +120,14 @@ struct device_config {
 struct restart_config {
   std::chrono::milliseconds initial_backoff{100};
   std::chrono::milliseconds max_backoff{10000};
+  /// Restart intensity: more than `max_restarts` crashes within `window` and the group is
+  /// marked `failed` instead of restarted again.
+  std::uint32_t max_restarts = 5;
+  std::chrono::milliseconds window{60000};
+  /// The supervisor asks the connector for its status this often; no answer within
+  /// `health_timeout` counts as a crash (a hung connector is restarted, not waited on forever).
+  std::chrono::milliseconds health_interval{5000};
+  std::chrono::milliseconds health_timeout{2000};
 };
 
 struct connector_config {

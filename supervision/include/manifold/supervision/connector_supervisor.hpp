@@ -7,14 +7,17 @@
 namespace manifold::supervision {
 
 /// Spawns the supervisor of one connector instance: it starts the connector actor, restarts it
-/// with exponential backoff when it crashes (an exception escaping a handler, an abnormal exit),
-/// and answers for it while it is down. Crashes stay inside the group: no other connector sees
-/// them.
+/// with exponential backoff when it crashes (an exception escaping a handler, an abnormal exit,
+/// a health probe left unanswered), and answers for it while it is down. Crashes stay inside the
+/// group: no other connector sees them. More than `restart.max_restarts` crashes within
+/// `restart.window` mark the group `failed`; it stays down until started again by hand.
 ///
 /// Protocol (everything a connector answers, plus):
 /// - `(invoke_atom, action_request)`, `(write_atom, device, point, value)`: forwarded to the
-///   connector; `errc::unavailable` while it restarts.
+///   connector; `errc::unavailable` while it is not running.
 /// - `(status_atom) -> connector_status` with state, restart count and last error.
+/// - `(stop_atom)`, `(start_atom)`, `(restart_atom) -> connector_status`: lifecycle by hand;
+///   start and restart forgive earlier crashes.
 caf::actor spawn_connector_supervisor(caf::actor_system& sys, connectors::connector_type& type,
                                       connectors::connector_context ctx);
 
