@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <iomanip>
 #include <iostream>
+#include <map>
 #include <sstream>
 
 #include <CLI/CLI.hpp>
@@ -143,6 +144,29 @@ int connectors_list(const client_options& opts) {
     rows.push_back({c.value("name", ""), c.value("type", ""), c.value("state", ""),
                     scalar_text(c.value("restarts", json{})), c.value("last_error", "")});
   print_table({"CONNECTOR", "TYPE", "STATE", "RESTARTS", "LAST ERROR"}, rows);
+  return exit_ok;
+}
+
+void print_connector(const json& c) {
+  print_table({"CONNECTOR", "TYPE", "STATE", "RESTARTS", "LAST ERROR"},
+              {{c.value("name", ""), c.value("type", ""), c.value("state", ""),
+                scalar_text(c.value("restarts", json{})), c.value("last_error", "")}});
+  if (auto u = c.find("unreachable_devices"); u != c.end() && u->is_array() && !u->empty())
+    std::cout << "unreachable devices: " << join(*u) << '\n';
+}
+
+/// `connector status NAME` (GET) and `connector stop|start|restart NAME` (POST).
+int connector_command(const client_options& opts, const std::string& op,
+                      const std::string& name) {
+  json body;
+  auto target = "/v1/connectors/" + encode_segment(name);
+  int rc = op == "status" ? call(opts, "GET", target, {}, body)
+                          : call(opts, "POST", target + "/" + op, "{}", body);
+  if (rc != exit_ok) return rc;
+  if (opts.as_json)
+    std::cout << body.dump(2) << '\n';
+  else
+    print_connector(body);
   return exit_ok;
 }
 
@@ -327,6 +351,22 @@ int run(int argc, char** argv) {
   auto conns_list_cmd = conns->add_subcommand("list", "List connectors with state and restarts");
   add_client_flags(conns_list_cmd);
 
+  // manifold connector status|stop|start|restart NAME
+  auto conn = app.add_subcommand("connector", "One connector instance of a running node");
+  conn->require_subcommand(1);
+  std::string connector_name;
+  std::map<std::string, CLI::App*> connector_ops;
+  for (auto [op, help] : std::vector<std::pair<std::string, std::string>>{
+         {"status", "Show state, restarts, last error and unreachable devices"},
+         {"stop", "Stop the connector group (its devices become unavailable)"},
+         {"start", "Start a stopped or failed connector group"},
+         {"restart", "Restart the connector group now"}}) {
+    auto sub = conn->add_subcommand(op, help);
+    sub->add_option("name", connector_name, "Connector name")->required();
+    add_client_flags(sub);
+    connector_ops[op] = sub;
+  }
+
   // manifold point get
   auto point = app.add_subcommand("point", "Points of a running node's devices");
   point->require_subcommand(1);
@@ -358,6 +398,8 @@ int run(int argc, char** argv) {
   if (*cfg_check) return config_check(check_file, check_json);
   if (*devices_list_cmd) return devices_list(client);
   if (*conns_list_cmd) return connectors_list(client);
+  for (auto& [op, sub] : connector_ops)
+    if (*sub) return connector_command(client, op, connector_name);
   if (*point_get_cmd) return point_get(client, point_ref);
   if (*invoke_cmd) return action_invoke(client, action_device, action_name, action_params);
   return exit_usage;
