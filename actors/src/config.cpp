@@ -1,6 +1,7 @@
 #include "manifold/actors/config.hpp"
 
 #include <cctype>
+#include <cstdlib>
 #include <fstream>
 #include <limits>
 #include <sstream>
@@ -251,6 +252,61 @@ std::map<std::string, std::string> map_reader::get_string_map(const std::string&
   return out;
 }
 
+std::optional<secret> map_reader::get_secret(const std::string& key, bool required) {
+  auto n = take(key);
+  if (!n.IsDefined() || n.IsNull()) {
+    if (required && ok_) diag_.add(where(), what_ + ": missing required key '" + key + "'");
+    return std::nullopt;
+  }
+  const std::string expected = "a reference {secret: NAME} or {env: VARIABLE}";
+  if (n.IsScalar()) {
+    // Never echo the scalar: it is probably the credential itself.
+    error(key, "'" + key + "' must not be written inline; use " + expected);
+    return std::nullopt;
+  }
+  if (!n.IsMap() || n.size() != 1) {
+    error(key, "'" + key + "' must be " + expected + ", got " + describe(n));
+    return std::nullopt;
+  }
+  auto kind = n.begin()->first.as<std::string>("");
+  auto name = n.begin()->second.IsScalar() ? n.begin()->second.Scalar() : std::string{};
+  if ((kind != "secret" && kind != "env") || name.empty()) {
+    error(key, "'" + key + "' must be " + expected);
+    return std::nullopt;
+  }
+  if (kind == "env") {
+    const char* v = std::getenv(name.c_str());
+    if (!v) {
+      error(key, "'" + key + "': environment variable " + name + " is not set");
+      return std::nullopt;
+    }
+    return secret{v, "env:" + name};
+  }
+  if (!valid_name(name)) {
+    error(key, "'" + key + "': secret name '" + name +
+                 "' must be 1 to 64 letters, digits, '-', '_' or '.'");
+    return std::nullopt;
+  }
+  auto path = secrets_dir_ + "/" + name;
+  std::ifstream in{path, std::ios::binary};
+  if (!in) {
+    error(key, "'" + key + "': secret '" + name + "' not found (expected a file " + path + ")");
+    return std::nullopt;
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  auto v = text.str();
+  // Files made with `echo` or by editors end in a newline that is not part of the secret.
+  while (!v.empty() && (v.back() == '\n' || v.back() == '\r')) v.pop_back();
+  return secret{v, "secret:" + name};
+}
+
+map_reader map_reader::nested(const std::string& key, std::string what) {
+  map_reader r{take(key), file_, diag_, std::move(what)};
+  r.secrets_dir_ = secrets_dir_;
+  return r;
+}
+
 void map_reader::finish() {
   if (!ok_) return;
   for (auto it = node_.begin(); it != node_.end(); ++it) {
@@ -299,8 +355,9 @@ std::optional<value> parse_scalar_value(const YAML::Node& n, value_type t) {
 
 class loader {
 public:
-  loader(std::string file, const schema_lookup& schemas, const std::vector<std::string>& types)
-    : file_(std::move(file)), schemas_(schemas), types_(types) {}
+  loader(std::string file, const schema_lookup& schemas, const std::vector<std::string>& types,
+         const load_options& options)
+    : file_(std::move(file)), schemas_(schemas), types_(types), options_(options) {}
 
   load_result run(const std::string& text) {
     load_result result;
@@ -328,7 +385,13 @@ private:
   void read_root(const YAML::Node& root, node_config& cfg) {
     map_reader r{root, file_, diag_, "the config"};
     if (!r.ok()) return;
+    // `node` first, whatever the file's order: it says where secrets live.
     if (auto n = r.take("node"); n.IsDefined() && !n.IsNull()) read_node(n, cfg);
+    secrets_dir_ = cfg.secrets_dir;
+    if (secrets_dir_.empty()) secrets_dir_ = options_.secrets_dir;
+    if (const char* env = std::getenv("MANIFOLD_SECRETS_DIR"); secrets_dir_.empty() && env)
+      secrets_dir_ = env;
+    if (secrets_dir_.empty()) secrets_dir_ = "/run/secrets/manifold";
     if (auto n = r.take("gateway"); n.IsDefined() && !n.IsNull()) read_gateway(n, cfg.gateway);
     auto list = r.take("connectors");
     if (!list.IsDefined() || list.IsNull()) {
@@ -343,17 +406,18 @@ private:
   }
 
   void read_node(const YAML::Node& n, node_config& cfg) {
-    map_reader r{n, file_, diag_, "'node'"};
+    auto r = reader(n, "'node'");
     if (auto v = r.get_name("id", false)) cfg.id = *v;
     cfg.labels = r.get_string_map("labels");
     if (auto v = r.get_enum("log_level", {"trace", "debug", "info", "warn", "error", "off"}))
       cfg.log_level = *v;
     if (auto v = r.get_int("worker_threads", 0, 256)) cfg.worker_threads = *v;
+    if (auto v = r.get_string("secrets_dir")) cfg.secrets_dir = *v;
     r.finish();
   }
 
   void read_gateway(const YAML::Node& n, gateway_config& gw) {
-    map_reader r{n, file_, diag_, "'gateway'"};
+    auto r = reader(n, "'gateway'");
     if (auto v = r.get_string("listen")) {
       auto colon = v->rfind(':');
       std::string host = colon == std::string::npos ? "" : v->substr(0, colon);
@@ -382,7 +446,7 @@ private:
   }
 
   void read_connector(const YAML::Node& n, node_config& cfg) {
-    map_reader r{n, file_, diag_, "a connector"};
+    auto r = reader(n, "a connector");
     if (!r.ok()) return;
     connector_config c;
     c.where = r.where();
@@ -406,7 +470,7 @@ private:
     if (auto v = r.get_duration("poll_interval", 10ms, 24h)) c.poll_interval = *v;
     if (auto v = r.get_duration("action_timeout", 10ms, 10min)) c.action_timeout = *v;
     if (auto rs = r.take("restart"); rs.IsDefined() && !rs.IsNull()) {
-      map_reader rr{rs, file_, diag_, "'restart'"};
+      auto rr = reader(rs, "'restart'");
       if (auto v = rr.get_duration("initial_backoff", 1ms, 1h)) c.restart.initial_backoff = *v;
       if (auto v = rr.get_duration("max_backoff", 1ms, 24h)) c.restart.max_backoff = *v;
       if (auto v = rr.get_int("max_restarts", 0, 10000)) c.restart.max_restarts = *v;
@@ -437,7 +501,7 @@ private:
   }
 
   void read_device(const YAML::Node& n, connector_config& c, connector_schema* schema) {
-    map_reader r{n, file_, diag_, "a device"};
+    auto r = reader(n, "a device");
     if (!r.ok()) return;
     device_config d;
     d.where = r.where();
@@ -467,7 +531,7 @@ private:
 
   void read_point(const YAML::Node& n, const connector_config& c, device_config& d,
                   connector_schema* schema) {
-    map_reader r{n, file_, diag_, "a point"};
+    auto r = reader(n, "a point");
     if (!r.ok()) return;
     point_config p;
     p.where = r.where();
@@ -489,7 +553,7 @@ private:
 
   void read_action(const YAML::Node& n, const connector_config& c, device_config& d,
                    connector_schema* schema) {
-    map_reader r{n, file_, diag_, "an action"};
+    auto r = reader(n, "an action");
     if (!r.ok()) return;
     action_config a;
     a.where = r.where();
@@ -514,7 +578,7 @@ private:
   }
 
   void read_parameter(const YAML::Node& n, action_config& a) {
-    map_reader r{n, file_, diag_, "a parameter"};
+    auto r = reader(n, "a parameter");
     if (!r.ok()) return;
     parameter_config p;
     if (auto name = r.get_name("name")) {
@@ -565,21 +629,30 @@ private:
       }
   }
 
+  map_reader reader(const YAML::Node& n, std::string what) {
+    map_reader r{n, file_, diag_, std::move(what)};
+    r.set_secrets_dir(secrets_dir_);
+    return r;
+  }
+
   std::string file_;
   const schema_lookup& schemas_;
   const std::vector<std::string>& types_;
+  const load_options& options_;
+  std::string secrets_dir_;
   diagnostics diag_;
 };
 
 } // namespace
 
 load_result load_string(const std::string& text, const std::string& file,
-                        const schema_lookup& schemas, const std::vector<std::string>& types) {
-  return loader{file, schemas, types}.run(text);
+                        const schema_lookup& schemas, const std::vector<std::string>& types,
+                        const load_options& options) {
+  return loader{file, schemas, types, options}.run(text);
 }
 
 load_result load_file(const std::string& path, const schema_lookup& schemas,
-                      const std::vector<std::string>& types) {
+                      const std::vector<std::string>& types, const load_options& options) {
   std::ifstream in{path, std::ios::binary};
   if (!in) {
     load_result r;
@@ -588,7 +661,7 @@ load_result load_file(const std::string& path, const schema_lookup& schemas,
   }
   std::ostringstream text;
   text << in.rdbuf();
-  return load_string(text.str(), path, schemas, types);
+  return load_string(text.str(), path, schemas, types, options);
 }
 
 } // namespace manifold::config

@@ -227,9 +227,9 @@ int action_invoke(const client_options& opts, const std::string& device, const s
 
 // -- local commands --------------------------------------------------------------------------------
 
-int config_check(const std::string& file, bool as_json) {
+int config_check(const std::string& file, bool as_json, const config::load_options& options) {
   auto registry = connectors::connector_registry::builtin();
-  auto result = load_node_config(file, registry);
+  auto result = load_node_config(file, registry, options);
   if (as_json) {
     json out;
     out["file"] = file;
@@ -260,9 +260,10 @@ int config_check(const std::string& file, bool as_json) {
   return result.config ? exit_ok : exit_usage;
 }
 
-int node_run(const std::string& file, const std::string& listen) {
+int node_run(const std::string& file, const std::string& listen,
+             const config::load_options& options) {
   auto registry = connectors::connector_registry::builtin();
-  auto result = load_node_config(file, registry);
+  auto result = load_node_config(file, registry, options);
   if (!result.config) {
     std::cerr << result.diag.to_string();
     std::cerr << (file.empty() ? "embedded config" : file) << ": invalid config; nothing started\n";
@@ -329,6 +330,10 @@ int run(int argc, char** argv) {
                            "Node config (YAML); without it the embedded quickstart config runs")
     ->check(CLI::ExistingFile);
   node_run_cmd->add_option("--listen", listen, "Override gateway.listen, e.g. 127.0.0.1:0");
+  config::load_options load_opts;
+  auto secrets_help = "Directory of secret files for {secret: NAME} references (default: "
+                      "node.secrets_dir, $MANIFOLD_SECRETS_DIR, /run/secrets/manifold)";
+  node_run_cmd->add_option("--secrets-dir", load_opts.secrets_dir, secrets_help);
 
   // manifold config check
   auto cfg = app.add_subcommand("config", "Work with node config files");
@@ -338,6 +343,7 @@ int run(int argc, char** argv) {
   bool check_json = false;
   cfg_check->add_option("file", check_file, "Config file (YAML)")->required();
   cfg_check->add_flag("--json", check_json, "Print the result as JSON");
+  cfg_check->add_option("--secrets-dir", load_opts.secrets_dir, secrets_help);
 
   // manifold devices list
   auto devices = app.add_subcommand("devices", "Devices of a running node");
@@ -394,8 +400,8 @@ int run(int argc, char** argv) {
     return rc == 0 ? exit_ok : exit_usage;
   }
 
-  if (*node_run_cmd) return node_run(node_config_file, listen);
-  if (*cfg_check) return config_check(check_file, check_json);
+  if (*node_run_cmd) return node_run(node_config_file, listen, load_opts);
+  if (*cfg_check) return config_check(check_file, check_json, load_opts);
   if (*devices_list_cmd) return devices_list(client);
   if (*conns_list_cmd) return connectors_list(client);
   for (auto& [op, sub] : connector_ops)

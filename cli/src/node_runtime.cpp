@@ -22,11 +22,12 @@ const char* embedded_config() {
 }
 
 config::load_result load_node_config(const std::string& path,
-                                     const connectors::connector_registry& registry) {
+                                     const connectors::connector_registry& registry,
+                                     const config::load_options& options) {
   if (path.empty())
     return config::load_string(embedded_config_text, "<embedded quickstart.yaml>",
-                               registry.schemas(), registry.names());
-  return config::load_file(path, registry.schemas(), registry.names());
+                               registry.schemas(), registry.names(), options);
+  return config::load_file(path, registry.schemas(), registry.names(), options);
 }
 
 namespace {

@@ -4,6 +4,7 @@
 
 #include "manifold/actors/config.hpp"
 #include "manifold/connectors/sdk.hpp"
+#include "support/processes.hpp"
 
 namespace {
 
@@ -12,7 +13,9 @@ using namespace manifold;
 /// A connector type with no keys of its own, so the generic point/action schema can be tested.
 class plain_schema : public config::connector_schema {
 public:
-  void parse_connector(config::map_reader&, connector_config&) override {}
+  void parse_connector(config::map_reader& r, connector_config& c) override {
+    if (auto s = r.get_secret("password")) c.settings = *s;
+  }
   void parse_device(config::map_reader&, const connector_config&, device_config&) override {}
   void parse_point(config::map_reader&, const connector_config&, const device_config&,
                    point_config&) override {}
@@ -21,7 +24,7 @@ public:
   void check(const connector_config&, config::diagnostics&) override {}
 };
 
-config::load_result load(const std::string& text) {
+config::load_result load(const std::string& text, config::load_options options = {}) {
   static plain_schema plain;
   static auto builtin = connectors::connector_registry::builtin();
   static auto builtin_schemas = builtin.schemas();
@@ -31,7 +34,7 @@ config::load_result load(const std::string& text) {
   };
   auto names = builtin.names();
   names.push_back("plain");
-  return config::load_string(text, "node.yaml", lookup, names);
+  return config::load_string(text, "node.yaml", lookup, names, options);
 }
 
 /// The single diagnostic of a load that must fail, as `file:line:col: message`.
@@ -190,6 +193,65 @@ TEST(config, missing_file_is_a_clear_error) {
   auto r = config::load_file("/nonexistent/manifold.yaml", reg.schemas(), reg.names());
   ASSERT_FALSE(r.config);
   EXPECT_NE(r.diag.to_string().find("cannot open the config file"), std::string::npos);
+}
+
+// -- secrets ---------------------------------------------------------------------------------------
+
+const char* with_secret = "connectors:\n  - name: p\n    type: plain\n    password: %s\n"
+                          "    devices: []\n";
+
+std::string secret_config(const std::string& ref) {
+  char buf[256];
+  std::snprintf(buf, sizeof(buf), with_secret, ref.c_str());
+  return buf;
+}
+
+TEST(config_secrets, a_secret_reference_reads_the_file_in_the_secrets_directory) {
+  test::temp_dir dir;
+  dir.write("broker-password", "hunter2\n");
+  auto r = load(secret_config("{secret: broker-password}"), {dir.path()});
+  ASSERT_TRUE(r.config) << r.diag.to_string();
+  auto s = std::any_cast<secret>(r.config->connectors[0].settings);
+  EXPECT_EQ(s.reveal(), "hunter2"); // The trailing newline is not part of the secret.
+  EXPECT_EQ(s.reference(), "secret:broker-password");
+}
+
+TEST(config_secrets, node_secrets_dir_wins_over_the_default) {
+  test::temp_dir dir;
+  dir.write("pw", "s3cret");
+  auto text = "node: {secrets_dir: '" + dir.path() + "'}\n" + secret_config("{secret: pw}");
+  auto r = load(text, {"/nonexistent"});
+  ASSERT_TRUE(r.config) << r.diag.to_string();
+  EXPECT_EQ(std::any_cast<secret>(r.config->connectors[0].settings).reveal(), "s3cret");
+}
+
+TEST(config_secrets, an_env_reference_reads_the_variable) {
+  ::setenv("MANIFOLD_TEST_PASSWORD", "from-env", 1);
+  auto r = load(secret_config("{env: MANIFOLD_TEST_PASSWORD}"));
+  ASSERT_TRUE(r.config) << r.diag.to_string();
+  EXPECT_EQ(std::any_cast<secret>(r.config->connectors[0].settings).reveal(), "from-env");
+  auto missing = only_error(secret_config("{env: MANIFOLD_TEST_UNSET_VARIABLE}"));
+  EXPECT_NE(missing.find("environment variable MANIFOLD_TEST_UNSET_VARIABLE is not set"),
+            std::string::npos)
+    << missing;
+}
+
+TEST(config_secrets, an_inline_credential_is_rejected_without_echoing_it) {
+  auto e = only_error(secret_config("hunter2"));
+  EXPECT_NE(e.find("node.yaml:4:15: 'password' must not be written inline"), std::string::npos)
+    << e;
+  EXPECT_EQ(e.find("hunter2"), std::string::npos) << e;
+}
+
+TEST(config_secrets, a_missing_secret_names_the_file_it_expected) {
+  test::temp_dir dir;
+  auto e = only_error(secret_config("{secret: nope}"));
+  EXPECT_NE(e.find("secret 'nope' not found"), std::string::npos) << e;
+  e = only_error(secret_config("{vault: x}"));
+  EXPECT_NE(e.find("must be a reference {secret: NAME} or {env: VARIABLE}"), std::string::npos)
+    << e;
+  e = only_error(secret_config("{secret: ../etc/passwd}"));
+  EXPECT_NE(e.find("secret name '../etc/passwd' must be"), std::string::npos) << e;
 }
 
 } // namespace

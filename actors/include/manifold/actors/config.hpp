@@ -71,6 +71,16 @@ public:
   std::optional<std::string> get_name(const std::string& key, bool required = true);
   /// A mapping of strings to strings.
   std::map<std::string, std::string> get_string_map(const std::string& key);
+  /// A credential, given as a reference, never inline: `{secret: NAME}` reads the file NAME in
+  /// the secrets directory (the layout Kubernetes uses to mount a Secret), `{env: VAR}` reads an
+  /// environment variable. A missing secret is reported like any other config error, without
+  /// its value.
+  std::optional<secret> get_secret(const std::string& key, bool required = false);
+
+  /// A reader for the mapping under `key` that shares this reader's settings (secrets directory).
+  map_reader nested(const std::string& key, std::string what);
+
+  void set_secrets_dir(std::string dir) { secrets_dir_ = std::move(dir); }
 
   /// Reports every key that was not taken.
   void finish();
@@ -84,6 +94,7 @@ private:
   std::string what_;
   std::set<std::string> taken_;
   bool ok_ = true;
+  std::string secrets_dir_;
 };
 
 source_location location_of(const YAML::Node& node, const std::string& file);
@@ -115,9 +126,18 @@ struct load_result {
 };
 
 /// Parses `text` as a node config; `file` names it in diagnostics.
+/// Settings of one load that do not come from the file itself.
+struct load_options {
+  /// Secrets directory when the config sets no `node.secrets_dir`; empty: the environment
+  /// variable MANIFOLD_SECRETS_DIR, else /run/secrets/manifold.
+  std::string secrets_dir;
+};
+
 load_result load_string(const std::string& text, const std::string& file,
-                        const schema_lookup& schemas, const std::vector<std::string>& known_types);
+                        const schema_lookup& schemas, const std::vector<std::string>& known_types,
+                        const load_options& options = {});
 load_result load_file(const std::string& path, const schema_lookup& schemas,
-                      const std::vector<std::string>& known_types);
+                      const std::vector<std::string>& known_types,
+                      const load_options& options = {});
 
 } // namespace manifold::config

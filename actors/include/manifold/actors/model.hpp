@@ -63,6 +63,27 @@ struct point_reading {
   timestamp source_time = 0;
 };
 
+/// A credential read from a secret reference in the config (`{secret: NAME}` or `{env: VAR}`).
+/// It has no stream operator and no conversion: only `reveal()` gives the value, for the one call
+/// that hands it to a client library. `reference()` names where it came from and is safe to show.
+class secret {
+public:
+  secret() = default;
+  secret(std::string value, std::string reference)
+    : value_(std::move(value)), reference_(std::move(reference)) {}
+
+  const std::string& reveal() const { return value_; }
+  const std::string& reference() const { return reference_; }
+  bool empty() const { return value_.empty(); }
+
+  /// What logs, API output and error messages show instead of the value.
+  static constexpr const char* redacted = "***";
+
+private:
+  std::string value_;
+  std::string reference_;
+};
+
 // -- declarations (from config) ------------------------------------------------------------------
 
 /// Where a declaration came from, for error messages: `file:line:column`.
@@ -157,6 +178,7 @@ struct node_config {
   std::map<std::string, std::string> labels;
   std::string log_level = "info";
   std::size_t worker_threads = 0; ///< CAF scheduler threads; 0 = number of cores.
+  std::string secrets_dir;        ///< Where `{secret: NAME}` files are read from.
   gateway_config gateway;
   std::vector<connector_config> connectors;
   std::string source; ///< File name the config was read from, or `<embedded>`.

@@ -15,7 +15,8 @@ const char* embedded_config();
 
 /// Loads a node config from `path`, or the embedded default when `path` is empty.
 config::load_result load_node_config(const std::string& path,
-                                     const connectors::connector_registry& registry);
+                                     const connectors::connector_registry& registry,
+                                     const config::load_options& options = {});
 
 /// One running node: actor system, data bus, a supervised group per connector, the gateway
 /// actor and its HTTP server.
