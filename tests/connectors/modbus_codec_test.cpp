@@ -411,4 +411,17 @@ TEST(modbus_schema, the_builtin_registry_knows_modbus) {
   EXPECT_TRUE(r.config) << r.diag.to_string();
 }
 
+TEST(modbus_schema, the_example_config_loads) {
+  auto registry = connector_registry::builtin();
+  auto r = config::load_file(std::string{MANIFOLD_SOURCE_DIR} + "/examples/modbus.yaml",
+                             registry.schemas(), registry.names());
+  ASSERT_TRUE(r.config) << r.diag.to_string();
+  auto* c = r.config->connector("plant-modbus");
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(r.config->gateway.port, 8080);
+  auto& d = c->devices.at(0);
+  EXPECT_EQ(d.points.size(), 4u);
+  EXPECT_NE(d.action("set_speed"), nullptr);
+}
+
 } // namespace
