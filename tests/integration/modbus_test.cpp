@@ -3,6 +3,11 @@
 // transports.
 
 #include <csignal>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <memory>
 #include <optional>
 #include <string>
@@ -54,7 +59,32 @@ private:
   bool ready_ = false;
 };
 
-std::string node_yaml(std::uint16_t port, std::uint16_t dead_port) {
+/// A TCP port that accepts connections (the kernel completes them from the backlog) but never
+/// reads or answers: a device that hangs.
+class silent_listener {
+public:
+  silent_listener() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = 0;
+    socklen_t len = sizeof addr;
+    if (fd_ >= 0 && ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), len) == 0 &&
+        ::listen(fd_, 4) == 0 && ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0)
+      port_ = ntohs(addr.sin_port);
+  }
+  ~silent_listener() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  std::uint16_t port() const { return port_; }
+
+private:
+  int fd_ = -1;
+  std::uint16_t port_ = 0;
+};
+
+std::string node_yaml(std::uint16_t port, std::uint16_t dead_port, std::uint16_t silent_port) {
   auto p = std::to_string(port);
   return R"(node:
   id: modbus-test
@@ -87,6 +117,7 @@ connectors:
           - {name: running, type: bool, table: coil, address: 0, writable: true}
           - {name: valve, type: bool, table: coil, address: 3, writable: true}
           - {name: alarm, type: bool, table: discrete_input, address: 0}
+          - {name: beyond, type: int64, table: input_register, address: 5000}
         actions:
           - name: set_speed
             write: speed
@@ -105,6 +136,15 @@ connectors:
           - name: set_level
             write: level
             params: [{name: value, type: int64}]
+  - name: silent
+    type: modbus
+    port: )" + std::to_string(silent_port) + R"(
+    timeout: 200ms
+    poll_interval: 100ms
+    devices:
+      - name: mute
+        points:
+          - {name: level, type: int64, table: input_register, address: 0}
 )";
 }
 
@@ -123,7 +163,9 @@ protected:
     server_ = std::make_unique<modbus_server>(port_, dir_, generation_++);
     ASSERT_TRUE(server_->ready()) << server_->log();
 
-    auto loaded = config::load_string(node_yaml(port_, dead_port_), "modbus_test.yaml",
+    ASSERT_NE(silent_.port(), 0);
+    auto loaded = config::load_string(node_yaml(port_, dead_port_, silent_.port()),
+                                      "modbus_test.yaml",
                                       registry_.schemas(), registry_.names());
     ASSERT_TRUE(loaded.config) << loaded.diag.to_string();
     config_ = std::move(*loaded.config);
@@ -222,6 +264,7 @@ protected:
   std::uint16_t port_ = 0;
   std::uint16_t dead_port_ = 0;
   std::unique_ptr<modbus_server> server_;
+  silent_listener silent_;
   connectors::connector_registry registry_ = connectors::connector_registry::builtin();
   node_config config_;
   caf::actor_system_config cfg_;
@@ -257,6 +300,29 @@ TEST_F(modbus_connector_test, polled_values_are_decoded_with_good_quality) {
   // NaN in the registers is a bad reading with a reason, not a value.
   ASSERT_TRUE(wait_for_quality("pump", "broken", quality::bad));
   EXPECT_NE(get("pump", "broken")->reason.find("NaN"), std::string::npos);
+  // An address the server does not have: the read's points are bad, the device stays reachable.
+  ASSERT_TRUE(wait_for_quality("pump", "beyond", quality::bad));
+  EXPECT_NE(get("pump", "beyond")->reason.find("exception 2"), std::string::npos)
+    << get("pump", "beyond")->reason;
+
+  // Later polls reuse the connection instead of opening one per poll (the server logs a line
+  // per connection; the readiness check made one too).
+  auto connections = [&] {
+    auto log = server_->log();
+    std::size_t n = 0;
+    for (auto at = log.find("client connected"); at != std::string::npos;
+         at = log.find("client connected", at + 1))
+      ++n;
+    return n;
+  };
+  auto before = connections();
+  EXPECT_LE(before, 2u);
+  auto first = get("pump", "temperature")->source_time;
+  ASSERT_TRUE(wait_until([&] {
+    auto r = get("pump", "temperature");
+    return r && r->source_time > first + 300'000'000; // at least three polls later
+  }));
+  EXPECT_EQ(connections(), before) << server_->log();
 
   auto s = status(0);
   EXPECT_EQ(s.state, connector_state::running);
@@ -351,6 +417,15 @@ TEST_F(modbus_connector_test, a_lost_server_makes_points_stale_and_comes_back) {
   EXPECT_EQ(mbpoll_read(4, 0), "100");
   // The supervisor never had to restart the connector.
   EXPECT_EQ(status(0).restarts, 0u);
+}
+
+TEST_F(modbus_connector_test, a_device_that_never_answers_times_out_into_stale_points) {
+  EXPECT_TRUE(wait_for_quality("mute", "level", quality::stale));
+  auto s = status(2);
+  EXPECT_EQ(s.state, connector_state::degraded);
+  EXPECT_EQ(s.unreachable_devices, std::vector<std::string>{"mute"});
+  EXPECT_EQ(s.restarts, 0u);
+  EXPECT_TRUE(wait_for_quality("pump", "speed", quality::good));
 }
 
 TEST_F(modbus_connector_test, a_port_with_nothing_listening_gives_stale_points_not_a_crash) {

@@ -63,6 +63,9 @@ struct device_runtime {
   std::optional<bool> reachable;
   bool polling = false; ///< A poll job is queued at the worker; do not stack another.
   std::uint64_t failed_polls = 0;
+  /// Per read of `plan`: why it failed last time (empty: it worked), so a read that keeps
+  /// failing is logged when it starts and when it stops, not on every poll.
+  std::vector<std::string> read_errors;
 };
 
 struct modbus_state {
@@ -95,6 +98,7 @@ device_runtime make_device(const device_config& dc, int max_gap) {
   }
   for (auto& [table, points] : by_table)
     for (auto& r : plan_reads(table, std::move(points), max_gap)) d.plan.push_back(std::move(r));
+  d.read_errors.resize(d.plan.size());
   return d;
 }
 
@@ -166,6 +170,29 @@ void publish_read(modbus_actor* self, device_runtime& d, const read_request& req
 
 // -- polling ---------------------------------------------------------------------------------------
 
+/// Logs a read the device answers with an error when the error starts or changes, and when the
+/// read works again.
+void note_read_error(modbus_actor* self, device_runtime& d, std::size_t i,
+                     const modbus_status& st) {
+  auto& last = d.read_errors[i];
+  auto now = st.ok ? std::string{} : describe_failure(st);
+  if (now == last) return;
+  auto& req = d.plan[i];
+  auto range = std::string{to_string(req.table)} + " " + std::to_string(req.address) + "+" +
+               std::to_string(req.count);
+  auto& log = self->state.ctx.log;
+  if (now.empty())
+    log.info("read works again",
+             {{"connector", self->state.ctx.name()}, {"device", d.config->name}, {"read", range}});
+  else
+    log.warn("read failed; its points are bad until it works",
+             {{"connector", self->state.ctx.name()},
+              {"device", d.config->name},
+              {"read", range},
+              {"error", now}});
+  last = std::move(now);
+}
+
 void poll_device(modbus_actor* self, device_runtime& d) {
   if (d.polling || d.plan.empty()) return;
   d.polling = true;
@@ -173,10 +200,11 @@ void poll_device(modbus_actor* self, device_runtime& d) {
   job.device = d.config->name;
   job.unit_id = d.settings.unit_id;
   job.reads = d.plan;
-  // Each read may take up to the response timeout (a connect too); past that the worker is stuck.
-  auto deadline = self->state.settings.timeout * static_cast<int>(job.reads.size() + 2) + 1s;
+  // No request timeout: every libmodbus call ends within the response timeout, so the worker
+  // always answers, and `polling` stays set until it has. A timeout here would let a slow worker
+  // (many unreachable devices in a row) collect a second job per device on every poll.
   auto name = d.config->name;
-  self->request(self->state.worker, deadline, poll_atom::value, std::move(job))
+  self->request(self->state.worker, caf::infinite, poll_atom::value, std::move(job))
     .then(
       [=](poll_outcome& out) {
         auto* d = self->state.find(name);
@@ -187,8 +215,10 @@ void poll_device(modbus_actor* self, device_runtime& d) {
           return;
         }
         mark_reachable(self, *d);
-        for (std::size_t i = 0; i < out.results.size() && i < d->plan.size(); ++i)
+        for (std::size_t i = 0; i < out.results.size() && i < d->plan.size(); ++i) {
+          note_read_error(self, *d, i, out.results[i].status);
           publish_read(self, *d, d->plan[i], out.results[i]);
+        }
       },
       [=](caf::error& err) {
         auto* d = self->state.find(name);
