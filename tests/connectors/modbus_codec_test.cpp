@@ -55,7 +55,7 @@ std::string encode_error(const value& v, const value_format& f) {
   return {};
 }
 
-// -- codec -----------------------------------------------------------------------------------------
+// -- codec ----------------------------------------------------------------------------------------
 
 TEST(modbus_codec, float32_in_all_four_orders_decodes_the_documented_layouts) {
   EXPECT_EQ(decode_ok({0x4148, 0x0000}, fmt(encoding::float32)), value{12.5});
@@ -183,7 +183,7 @@ TEST(modbus_codec, booleans_encode_as_one_bit) {
   EXPECT_NE(encode_error(value{std::int64_t{1}}, f), "");
 }
 
-// -- planner ---------------------------------------------------------------------------------------
+// -- planner --------------------------------------------------------------------------------------
 
 TEST(modbus_planner, contiguous_and_near_points_share_one_request) {
   auto plan = plan_reads(modbus_table::holding_register,
@@ -249,7 +249,7 @@ TEST(modbus_planner, no_points_no_requests) {
   EXPECT_TRUE(plan_reads(modbus_table::coil, {}, 8).empty());
 }
 
-// -- schema ----------------------------------------------------------------------------------------
+// -- schema ---------------------------------------------------------------------------------------
 
 const char* const good_config = R"(node:
   id: test

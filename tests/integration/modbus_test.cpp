@@ -35,7 +35,8 @@ using namespace manifold;
 using manifold::test::child_process;
 using manifold::test::wait_until;
 
-const std::string server_script = std::string{MANIFOLD_SOURCE_DIR} + "/tests/peers/modbus_server.py";
+const std::string server_script =
+  std::string{MANIFOLD_SOURCE_DIR} + "/tests/peers/modbus_server.py";
 
 /// The pymodbus server on `port`, started and waited for.
 class modbus_server {
