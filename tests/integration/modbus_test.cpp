@@ -41,11 +41,13 @@ const std::string server_script =
 /// The pymodbus server on `port`, started and waited for.
 class modbus_server {
 public:
-  modbus_server(std::uint16_t port, const manifold::test::temp_dir& dir, int generation)
+  modbus_server(std::uint16_t port, const manifold::test::temp_dir& dir, int generation,
+                bool garbage = false)
     : port_(port) {
     auto log = dir.file("modbus_server_" + std::to_string(generation) + ".log");
-    proc_ = std::make_unique<child_process>(
-      std::vector<std::string>{"/usr/bin/python3", server_script, std::to_string(port)}, log);
+    std::vector<std::string> argv{"/usr/bin/python3", server_script, std::to_string(port)};
+    if (garbage) argv.push_back("--garbage");
+    proc_ = std::make_unique<child_process>(std::move(argv), log);
     ready_ = wait_until([&] { return proc_->log().find("ready") != std::string::npos; }, 20s) &&
              manifold::test::port_open(port);
   }
@@ -85,7 +87,8 @@ private:
   std::uint16_t port_ = 0;
 };
 
-std::string node_yaml(std::uint16_t port, std::uint16_t dead_port, std::uint16_t silent_port) {
+std::string node_yaml(std::uint16_t port, std::uint16_t dead_port, std::uint16_t silent_port,
+                      std::uint16_t garbage_port) {
   auto p = std::to_string(port);
   return R"(node:
   id: modbus-test
@@ -146,6 +149,16 @@ connectors:
       - name: mute
         points:
           - {name: level, type: int64, table: input_register, address: 0}
+  - name: garbled
+    type: modbus
+    port: )" + std::to_string(garbage_port) + R"(
+    timeout: 300ms
+    poll_interval: 100ms
+    devices:
+      - name: liar
+        points:
+          - {name: level, type: int64, table: input_register, address: 0}
+          - {name: setpoint, type: int64, table: holding_register, address: 0, writable: true}
 )";
 }
 
@@ -163,9 +176,12 @@ protected:
     dead_port_ = manifold::test::free_port();
     server_ = std::make_unique<modbus_server>(port_, dir_, generation_++);
     ASSERT_TRUE(server_->ready()) << server_->log();
+    garbage_port_ = manifold::test::free_port();
+    garbage_ = std::make_unique<modbus_server>(garbage_port_, dir_, 100, true);
+    ASSERT_TRUE(garbage_->ready()) << garbage_->log();
 
     ASSERT_NE(silent_.port(), 0);
-    auto loaded = config::load_string(node_yaml(port_, dead_port_, silent_.port()),
+    auto loaded = config::load_string(node_yaml(port_, dead_port_, silent_.port(), garbage_port_),
                                       "modbus_test.yaml",
                                       registry_.schemas(), registry_.names());
     ASSERT_TRUE(loaded.config) << loaded.diag.to_string();
@@ -224,8 +240,9 @@ protected:
                 caf::make_message(invoke_atom::value, std::move(req)));
   }
 
-  answer write(const std::string& device, const std::string& point, value v) {
-    return call(supervisors_.at(0),
+  answer write(const std::string& device, const std::string& point, value v,
+               std::size_t connector = 0) {
+    return call(supervisors_.at(connector),
                 caf::make_message(write_atom::value, device, point, std::move(v)));
   }
 
@@ -265,6 +282,8 @@ protected:
   std::uint16_t port_ = 0;
   std::uint16_t dead_port_ = 0;
   std::unique_ptr<modbus_server> server_;
+  std::uint16_t garbage_port_ = 0;
+  std::unique_ptr<modbus_server> garbage_;
   silent_listener silent_;
   connectors::connector_registry registry_ = connectors::connector_registry::builtin();
   node_config config_;
@@ -426,6 +445,22 @@ TEST_F(modbus_connector_test, a_device_that_never_answers_times_out_into_stale_p
   EXPECT_EQ(s.state, connector_state::degraded);
   EXPECT_EQ(s.unreachable_devices, std::vector<std::string>{"mute"});
   EXPECT_EQ(s.restarts, 0u);
+  EXPECT_TRUE(wait_for_quality("pump", "speed", quality::good));
+}
+
+TEST_F(modbus_connector_test, garbage_replies_give_bad_points_and_failed_writes_not_a_crash) {
+  ASSERT_TRUE(wait_for_quality("liar", "level", quality::bad));
+  EXPECT_FALSE(get("liar", "level")->reason.empty());
+  auto w = write("liar", "setpoint", std::int64_t{1}, 3);
+  EXPECT_TRUE(w.code() == errc::device_error || w.code() == errc::unavailable)
+    << to_string(w.code()) << ": " << message_of(w.err);
+  // Still polling after the failed write, never restarted.
+  auto since = get("liar", "level")->source_time;
+  EXPECT_TRUE(wait_until([&] {
+    auto r = get("liar", "level");
+    return r && r->source_time > since;
+  }));
+  EXPECT_EQ(status(3).restarts, 0u);
   EXPECT_TRUE(wait_for_quality("pump", "speed", quality::good));
 }
 

@@ -1,11 +1,14 @@
 """A Modbus TCP server for tests, on 127.0.0.1.
 
-Usage: /usr/bin/python3 modbus_server.py PORT
+Usage: /usr/bin/python3 modbus_server.py PORT [--garbage]
 
 Serves every unit id from one data store with fixed initial values (see INITIAL below), prints
 "ready PORT" once it accepts connections and "client connected" for each client connection.
 Holding register 900 answers writes with exception 4 (server device failure), so tests can check
 how a rejected write is reported.
+
+With --garbage it is a bad peer instead: it answers every request with bytes that are not a
+valid reply to it (a wrong transaction id and function code).
 """
 
 import asyncio
@@ -62,6 +65,23 @@ class LoggingHandler(ModbusConnectedRequestHandler):
         super().connection_made(transport)
 
 
+async def garbage(port):
+    async def answer(reader, writer):
+        print("client connected", flush=True)
+        try:
+            while await reader.read(260):
+                writer.write(b"\xde\xad\x00\x00\x00\x07\x01\x03\x04\x00\x01\x00\x02")
+                await writer.drain()
+        except ConnectionError:
+            pass
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", port, reuse_address=True)
+    print(f"ready {port}", flush=True)
+    async with server:
+        await server.serve_forever()
+
+
 async def main(port):
     slave = ModbusSlaveContext(
         di=block(ModbusSequentialDataBlock, "di"),
@@ -86,4 +106,7 @@ if __name__ == "__main__":
     # pymodbus logs an error line for every client that disconnects; only real failures matter.
     logging.basicConfig(level=logging.CRITICAL)
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
-    asyncio.run(main(int(sys.argv[1])))
+    if "--garbage" in sys.argv[2:]:
+        asyncio.run(garbage(int(sys.argv[1])))
+    else:
+        asyncio.run(main(int(sys.argv[1])))
