@@ -269,7 +269,10 @@ caf::result<value> write_point(modbus_actor* self, const std::string& device,
     .then(
       [=](modbus_status& st) mutable {
         auto* d = self->state.find(device);
-        if (!d) return;
+        if (!d) { // Devices never leave the state; answer anyway rather than leave a caller hanging.
+          rp.deliver(make_error(errc::internal, "device '" + device + "' vanished"));
+          return;
+        }
         if (st.connection_lost) {
           mark_unreachable(self, *d, st.message);
           rp.deliver(make_error(errc::unavailable, "device '" + device +
