@@ -269,7 +269,7 @@ caf::result<value> write_point(modbus_actor* self, const std::string& device,
     .then(
       [=](modbus_status& st) mutable {
         auto* d = self->state.find(device);
-        if (!d) { // Devices never leave the state; answer anyway rather than leave a caller hanging.
+        if (!d) { // Devices never leave the state; answer anyway rather than let a caller hang.
           rp.deliver(make_error(errc::internal, "device '" + device + "' vanished"));
           return;
         }
