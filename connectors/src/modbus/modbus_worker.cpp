@@ -1,0 +1,79 @@
+#include "modbus/modbus_worker.hpp"
+
+#include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/stateful_actor.hpp>
+
+#include "manifold/actors/messages.hpp"
+#include "modbus/modbus_schema.hpp"
+
+namespace manifold::connectors::modbus {
+
+namespace {
+
+struct worker_state {
+  std::unique_ptr<modbus_client> client;
+  static inline const char* name = "modbus_worker";
+};
+
+using worker_actor = caf::stateful_actor<worker_state>;
+
+modbus_status missing_client() {
+  modbus_status st;
+  st.ok = false;
+  st.connection_lost = true;
+  st.message = "no Modbus client available";
+  return st;
+}
+
+poll_outcome run_poll(modbus_client* client, poll_job& job) {
+  poll_outcome out;
+  out.device = job.device;
+  for (auto& req : job.reads) {
+    read_result res;
+    if (!client) {
+      res.status = missing_client();
+    } else if (bit_table(req.table)) {
+      res.status = client->read_bits(job.unit_id, req.table, req.address, req.count, res.bits);
+    } else {
+      res.status =
+        client->read_registers(job.unit_id, req.table, req.address, req.count, res.registers);
+    }
+    if (res.status.connection_lost) {
+      // The rest would fail the same way, each after a timeout of its own.
+      out.unreachable = true;
+      out.reason = res.status.message;
+      out.results.clear();
+      return out;
+    }
+    out.results.push_back(std::move(res));
+  }
+  return out;
+}
+
+caf::behavior modbus_worker(worker_actor* self, std::shared_ptr<transport_factory> transports,
+                            modbus_client_options opts) {
+  if (transports) self->state.client = transports->make_modbus(opts);
+  return {
+    [=](poll_atom, poll_job& job) { return run_poll(self->state.client.get(), job); },
+    [=](write_atom, write_job& job) -> modbus_status {
+      auto* client = self->state.client.get();
+      if (!client) return missing_client();
+      if (job.table == modbus_table::coil)
+        return client->write_coil(job.unit_id, job.address,
+                                  !job.registers.empty() && job.registers.front() != 0);
+      return client->write_registers(job.unit_id, job.address, job.registers);
+    },
+  };
+}
+
+} // namespace
+
+caf::actor spawn_modbus_worker(caf::event_based_actor* parent,
+                               std::shared_ptr<transport_factory> transports,
+                               modbus_client_options opts) {
+  return parent->spawn<caf::detached + caf::linked>(modbus_worker, std::move(transports),
+                                                    std::move(opts));
+}
+
+} // namespace manifold::connectors::modbus
