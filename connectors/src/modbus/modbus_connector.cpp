@@ -326,6 +326,7 @@ caf::result<value> invoke(modbus_actor* self, action_request& req) {
 caf::behavior modbus_connector(modbus_actor* self, connector_context ctx) {
   auto& st = self->state;
   st.ctx = std::move(ctx);
+  report_crashes(self, st.ctx);
   if (auto* s = std::any_cast<connector_settings>(&st.ctx.config->settings)) st.settings = *s;
   for (auto& dc : st.ctx.config->devices)
     st.devices.push_back(make_device(dc, st.settings.max_gap));
