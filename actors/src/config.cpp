@@ -471,6 +471,10 @@ private:
     if (auto v = r.get_duration("action_timeout", 10ms, 10min)) c.action_timeout = *v;
     if (auto rs = r.take("restart"); rs.IsDefined() && !rs.IsNull()) {
       auto rr = reader(rs, "'restart'");
+      if (auto v = rr.get_enum("kind", {"permanent", "transient", "temporary"}))
+        c.restart.kind = *v == "permanent"   ? restart_kind::permanent
+                         : *v == "transient" ? restart_kind::transient
+                                             : restart_kind::temporary;
       if (auto v = rr.get_duration("initial_backoff", 1ms, 1h)) c.restart.initial_backoff = *v;
       if (auto v = rr.get_duration("max_backoff", 1ms, 24h)) c.restart.max_backoff = *v;
       if (auto v = rr.get_int("max_restarts", 0, 10000)) c.restart.max_restarts = *v;

@@ -107,6 +107,12 @@ void on_crash(supervisor_actor* self, std::string error) {
   st.recent_crashes.push_back(now);
   while (!st.recent_crashes.empty() && now - st.recent_crashes.front() > rc.window)
     st.recent_crashes.pop_front();
+  if (rc.kind == restart_kind::temporary) {
+    st.state = connector_state::failed;
+    st.log.error("temporary connector crashed, not restarting",
+                 {{"connector", st.ctx.name()}, {"error", st.last_error}});
+    return;
+  }
   if (st.recent_crashes.size() > rc.max_restarts) {
     st.state = connector_state::failed;
     st.log.error("connector failed: too many crashes, not restarting",
@@ -160,12 +166,14 @@ caf::behavior connector_supervisor(supervisor_actor* self, connectors::connector
       return;
     }
     st.child = nullptr;
-    if (!msg.reason || msg.reason == caf::exit_reason::user_shutdown) {
+    bool normal = !msg.reason || msg.reason == caf::exit_reason::user_shutdown;
+    if (normal && policy(self).kind != restart_kind::permanent) {
       st.state = connector_state::stopped;
       set_up(self, false);
+      st.log.info("connector exited normally", {{"connector", st.ctx.name()}});
       return;
     }
-    on_crash(self, message_of(msg.reason));
+    on_crash(self, normal ? "exited although it is permanent" : message_of(msg.reason));
   });
   start_child(self);
 

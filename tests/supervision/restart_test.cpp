@@ -271,6 +271,34 @@ TEST_F(supervision_test, a_hung_connector_is_detected_and_restarted) {
   caller.join();
 }
 
+TEST(supervision_kinds, a_temporary_connector_is_not_restarted_after_a_crash) {
+  caf::actor_system_config sys_cfg;
+  caf::actor_system sys{sys_cfg};
+  connectors::connector_registry registry;
+  registry.add(std::make_unique<crashy_type>());
+  auto loaded = config::load_string("connectors:\n  - name: once\n    type: crashy\n"
+                                    "    restart: {kind: temporary}\n    devices: [{name: f1}]\n",
+                                    "t.yaml", registry.schemas(), registry.names());
+  ASSERT_TRUE(loaded.config) << loaded.diag.to_string();
+  auto bus = spawn_data_bus(sys, nullptr);
+  connectors::connector_context ctx;
+  ctx.config = std::make_shared<const connector_config>(loaded.config->connectors[0]);
+  ctx.bus = bus;
+  auto sup = supervision::spawn_connector_supervisor(sys, *registry.find("crashy"), ctx);
+  caf::scoped_actor self{sys};
+  self->request(sup, 2s, invoke_atom::value, action_request{"f1", "crash", {}})
+    .receive([](value&) {}, [](caf::error&) {});
+  connector_status st;
+  ASSERT_TRUE(test::wait_until([&] {
+    self->request(sup, 2s, status_atom::value)
+      .receive([&](connector_status& s) { st = s; }, [](caf::error&) {});
+    return st.state == connector_state::failed;
+  }));
+  EXPECT_EQ(st.restarts, 0u);
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(bus, caf::exit_reason::user_shutdown);
+}
+
 TEST_F(supervision_test, stop_start_and_restart_by_hand) {
   EXPECT_EQ(lifecycle("faulty", caf::atom("stop")).state, connector_state::stopped);
   EXPECT_EQ(code_of(invoke("faulty", {"f1", "crash", {}})), errc::unavailable);

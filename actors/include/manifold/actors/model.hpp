@@ -138,7 +138,15 @@ struct device_config {
 };
 
 /// How a connector group is restarted after a crash.
+/// Which exits of a connector lead to a restart (the child kinds of Erlang/OTP).
+enum class restart_kind : std::uint8_t {
+  permanent, ///< Always restarted, even after a normal exit.
+  transient, ///< Restarted after a crash; a normal exit leaves it stopped.
+  temporary, ///< Never restarted: a crash leaves it failed.
+};
+
 struct restart_config {
+  restart_kind kind = restart_kind::permanent;
   std::chrono::milliseconds initial_backoff{100};
   std::chrono::milliseconds max_backoff{10000};
   /// Restart intensity: more than `max_restarts` crashes within `window` and the group is
