@@ -11,7 +11,8 @@
 namespace manifold::connectors::mqtt {
 namespace {
 
-// -- raw payloads ----------------------------------------------------------------------------------
+// -- raw payloads
+// ----------------------------------------------------------------------------------
 
 TEST(mqtt_mapping, raw_double_parses_with_surrounding_whitespace) {
   auto r = map_payload("21.5", value_type::float64);
@@ -60,7 +61,8 @@ TEST(mqtt_mapping, raw_string_and_bytes_are_taken_as_is) {
   EXPECT_EQ(map_payload("Grüße", value_type::string).q, quality::good);
 }
 
-// -- JSON payloads ---------------------------------------------------------------------------------
+// -- JSON payloads
+// ---------------------------------------------------------------------------------
 
 TEST(mqtt_mapping, json_field_maps_nested_paths) {
   std::string payload = R"({"mode":"eco","pressure":{"bar":1.75,"ok":true},"items":[{"v":7}]})";
@@ -87,8 +89,7 @@ TEST(mqtt_mapping, json_wrong_type_is_bad_with_reason) {
   EXPECT_EQ(map_payload(R"({"t":2})", value_type::boolean, "t").q, quality::bad);
   EXPECT_EQ(map_payload(R"({"t":null})", value_type::string, "t").q, quality::bad);
   EXPECT_EQ(map_payload(R"({"t":"warm"})", value_type::float64, "t").q, quality::bad);
-  EXPECT_EQ(map_payload(R"({"t":18446744073709551615})", value_type::int64, "t").q,
-            quality::bad);
+  EXPECT_EQ(map_payload(R"({"t":18446744073709551615})", value_type::int64, "t").q, quality::bad);
 }
 
 TEST(mqtt_mapping, json_missing_field_names_the_missing_segment) {
@@ -103,9 +104,8 @@ TEST(mqtt_mapping, json_missing_field_names_the_missing_segment) {
 }
 
 TEST(mqtt_mapping, malformed_json_is_bad_for_every_field_but_raw_points_still_map) {
-  std::vector<field_spec> specs{{value_type::float64, "a"},
-                                {value_type::string, "b"},
-                                {value_type::string, ""}};
+  std::vector<field_spec> specs{
+      {value_type::float64, "a"}, {value_type::string, "b"}, {value_type::string, ""}};
   auto results = map_payload(R"({"a": 1,)", specs);
   ASSERT_EQ(results.size(), 3u);
   for (int i = 0; i < 2; ++i) {
@@ -134,7 +134,8 @@ TEST(mqtt_mapping, deeply_nested_json_does_not_crash) {
   EXPECT_EQ(map_payload(open, value_type::float64, "a").q, quality::bad);
 }
 
-// -- actions ---------------------------------------------------------------------------------------
+// -- actions
+// ---------------------------------------------------------------------------------------
 
 action_config make_action() {
   action_config a;
@@ -184,7 +185,8 @@ TEST(mqtt_mapping, topic_checks) {
   EXPECT_NE(check_json_field(".a"), "");
 }
 
-// -- config schema ---------------------------------------------------------------------------------
+// -- config schema
+// ---------------------------------------------------------------------------------
 
 config::load_result load(const std::string& text) {
   auto registry = connector_registry::builtin();
@@ -211,7 +213,8 @@ const std::string good_point = "          - name: temperature\n"
 
 bool has_diag(const config::load_result& r, int line, const std::string& text) {
   for (auto& d : r.diag.items())
-    if (d.where.line == line && d.message.find(text) != std::string::npos && d.where.file == "t.yaml")
+    if (d.where.line == line && d.message.find(text) != std::string::npos &&
+        d.where.file == "t.yaml")
       return true;
   return false;
 }
@@ -324,6 +327,21 @@ TEST(mqtt_schema, unknown_key_is_reported) {
   auto r = load(config_text("    hots: x\n", good_point));
   ASSERT_FALSE(r.config);
   EXPECT_TRUE(has_diag(r, 4, "unknown key 'hots'")) << r.diag.to_string();
+}
+
+TEST(mqtt_schema, example_config_loads) {
+  auto registry = connector_registry::builtin();
+  auto r = config::load_file(std::string{MANIFOLD_SOURCE_DIR} + "/examples/mqtt.yaml",
+                             registry.schemas(), registry.names());
+  ASSERT_TRUE(r.config) << r.diag.to_string();
+  auto& c = r.config->connectors.at(0);
+  EXPECT_EQ(c.type, "mqtt");
+  auto* boiler = c.device("boiler-1");
+  ASSERT_NE(boiler, nullptr);
+  auto& pressure = std::any_cast<const point_settings&>(boiler->point("pressure")->settings);
+  EXPECT_EQ(pressure.topic, "plant/boiler-1/status");
+  EXPECT_EQ(pressure.json_field, "pressure.bar");
+  ASSERT_NE(boiler->action("set_mode"), nullptr);
 }
 
 } // namespace

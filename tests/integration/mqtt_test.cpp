@@ -27,11 +27,14 @@ using test::wait_until;
 /// A mosquitto broker bound to 127.0.0.1:port, stopped by pid.
 class broker {
 public:
-  broker(const test::temp_dir& dir, std::uint16_t port) {
+  broker(const test::temp_dir& dir, std::uint16_t port, bool anonymous = true) {
     auto conf = dir.write("mosquitto-" + std::to_string(port) + ".conf",
-                          "listener " + std::to_string(port) + " 127.0.0.1\n"
-                          "allow_anonymous true\n"
-                          "persistence false\n");
+                          "listener " + std::to_string(port) +
+                              " 127.0.0.1\n"
+                              "allow_anonymous " +
+                              (anonymous ? "true" : "false") +
+                              "\n"
+                              "persistence false\n");
     log_ = dir.file("mosquitto-" + std::to_string(port) + "-" + std::to_string(starts_++) + ".log");
     proc_ = std::make_unique<child_process>(std::vector<std::string>{MOSQUITTO_BROKER, "-c", conf},
                                             log_);
@@ -58,8 +61,8 @@ std::string node_yaml(std::uint16_t port, const std::string& reconnect) {
          "connectors:\n"
          "  - name: plant\n"
          "    type: mqtt\n"
-         "    port: " + std::to_string(port) + "\n" +
-         reconnect +
+         "    port: " +
+         std::to_string(port) + "\n" + reconnect +
          "    action_timeout: 3s\n"
          "    devices:\n"
          "      - name: boiler-1\n"
@@ -80,15 +83,22 @@ std::string node_yaml(std::uint16_t port, const std::string& reconnect) {
          "            topic: plant/boiler-1/cmd\n"
          "            params:\n"
          "              - name: mode\n"
-         "                type: string\n";
+         "                type: string\n"
+         "          - name: set_level\n"
+         "            topic: plant/boiler-1/level\n"
+         "            payload: param:level\n"
+         "            qos: 0\n"
+         "            params:\n"
+         "              - name: level\n"
+         "                type: double\n";
 }
 
 /// One node wired by hand: a data bus and the mqtt connector under its supervisor.
 class node {
 public:
   explicit node(std::uint16_t port, const std::string& reconnect = fast_reconnect) : sys_{cfg_} {
-    auto loaded = config::load_string(node_yaml(port, reconnect), "mqtt_test.yaml", registry_.schemas(),
-                                      registry_.names());
+    auto loaded = config::load_string(node_yaml(port, reconnect), "mqtt_test.yaml",
+                                      registry_.schemas(), registry_.names());
     if (!loaded.config) throw std::runtime_error(loaded.diag.to_string());
     bus_ = spawn_data_bus(sys_, nullptr);
     connectors::connector_context ctx;
@@ -107,7 +117,7 @@ public:
     caf::scoped_actor self{sys_};
     std::optional<point_reading> out;
     self->request(bus_, 2s, get_atom::value, std::string{"boiler-1"}, point)
-      .receive([&](point_reading& r) { out = std::move(r); }, [](caf::error&) {});
+        .receive([&](point_reading& r) { out = std::move(r); }, [](caf::error&) {});
     return out;
   }
 
@@ -115,17 +125,20 @@ public:
     caf::scoped_actor self{sys_};
     auto out = connector_state::failed;
     self->request(supervisor_, 3s, status_atom::value)
-      .receive([&](connector_status& s) { out = s.state; }, [](caf::error&) {});
+        .receive([&](connector_status& s) { out = s.state; }, [](caf::error&) {});
     return out;
   }
 
   /// The action's value, or the error's code.
   std::variant<value, errc> set_mode(const std::string& mode) {
+    return invoke({"boiler-1", "set_mode", {{"mode", value{mode}}}});
+  }
+
+  std::variant<value, errc> invoke(action_request req) {
     caf::scoped_actor self{sys_};
-    action_request req{"boiler-1", "set_mode", {{"mode", value{mode}}}};
     std::variant<value, errc> out = errc::internal;
     self->request(supervisor_, 10s, invoke_atom::value, std::move(req))
-      .receive([&](value& v) { out = std::move(v); }, [&](caf::error& e) { out = code_of(e); });
+        .receive([&](value& v) { out = std::move(v); }, [&](caf::error& e) { out = code_of(e); });
     return out;
   }
 
@@ -133,7 +146,7 @@ public:
     caf::scoped_actor self{sys_};
     std::variant<value, errc> out = errc::internal;
     self->request(supervisor_, 10s, write_atom::value, std::string{"boiler-1"}, point, value{1.0})
-      .receive([&](value& v) { out = std::move(v); }, [&](caf::error& e) { out = code_of(e); });
+        .receive([&](value& v) { out = std::move(v); }, [&](caf::error& e) { out = code_of(e); });
     return out;
   }
 
@@ -148,7 +161,7 @@ private:
 
 bool publish(std::uint16_t port, const std::string& topic, const std::vector<std::string>& body) {
   std::vector<std::string> argv{MOSQUITTO_PUB, "-h", "127.0.0.1", "-p", std::to_string(port),
-                                "-q", "1", "-t", topic};
+                                "-q",          "1",  "-t",        topic};
   argv.insert(argv.end(), body.begin(), body.end());
   return run_command(argv, 10s).exit_code == 0;
 }
@@ -268,6 +281,29 @@ TEST_F(mqtt_integration, connects_once_the_broker_appears) {
                             has(n, "temperature", quality::good, value{19.0})));
 }
 
+TEST_F(mqtt_integration, raw_parameter_action_with_qos0) {
+  broker b{dir_, port_};
+  ASSERT_TRUE(b.up()) << b.log();
+  node n{port_};
+  ASSERT_TRUE(wait_until([&] { return n.state() == connector_state::running; }, 10s));
+  child_process sub{{MOSQUITTO_SUB, "-h", "127.0.0.1", "-p", std::to_string(port_), "-t",
+                     "plant/boiler-1/level", "-C", "1", "-W", "30"},
+                    dir_.file("sub.log")};
+  bool received = false;
+  for (int attempt = 0; attempt < 20 && !received; ++attempt) {
+    EXPECT_EQ(n.invoke({"boiler-1", "set_level", {{"level", value{2.5}}}}),
+              (std::variant<value, errc>{value{true}}));
+    received = wait_until([&] { return sub.log().find('\n') != std::string::npos; }, 500ms);
+  }
+  ASSERT_TRUE(received) << sub.log();
+  EXPECT_EQ(sub.log(), "2.5\n");
+  // Unknown devices and actions are not found, not a crash.
+  EXPECT_EQ(n.invoke({"boiler-9", "set_level", {}}), (std::variant<value, errc>{errc::not_found}));
+  EXPECT_EQ(n.invoke({"boiler-1", "explode", {}}), (std::variant<value, errc>{errc::not_found}));
+  EXPECT_EQ(n.invoke({"boiler-1", "set_level", {}}),
+            (std::variant<value, errc>{errc::bad_request}));
+}
+
 TEST_F(mqtt_integration, action_times_out_when_the_broker_does_not_acknowledge) {
   broker b{dir_, port_};
   ASSERT_TRUE(b.up()) << b.log();
@@ -287,6 +323,23 @@ TEST_F(mqtt_integration, action_times_out_when_the_broker_does_not_acknowledge) 
   EXPECT_LT(waited, 8s);
   EXPECT_EQ(n.set_mode("off"), (std::variant<value, errc>{value{true}}));
   EXPECT_EQ(n.state(), connector_state::running);
+}
+
+TEST_F(mqtt_integration, refused_login_is_reported_without_the_password) {
+  broker b{dir_, port_, /*anonymous=*/false}; // and no password file: every login is refused
+  ASSERT_TRUE(b.up()) << b.log();
+  testing::internal::CaptureStderr();
+  {
+    node n{port_, fast_reconnect + "    username: manifold\n    password: pw-never-shown\n"};
+    EXPECT_TRUE(wait_until(has(n, "temperature", quality::stale), 10s));
+    auto r = n.reading("temperature");
+    EXPECT_TRUE(r && r->reason.find("refused") != std::string::npos) << (r ? r->reason : "");
+    EXPECT_EQ(n.state(), connector_state::degraded);
+    EXPECT_EQ(n.set_mode("eco"), (std::variant<value, errc>{errc::unavailable}));
+  }
+  auto log = testing::internal::GetCapturedStderr();
+  EXPECT_NE(log.find("password=***"), std::string::npos) << log;
+  EXPECT_EQ(log.find("pw-never-shown"), std::string::npos) << log;
 }
 
 TEST_F(mqtt_integration, stopping_while_the_broker_is_down_is_prompt) {

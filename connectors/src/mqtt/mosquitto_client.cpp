@@ -7,6 +7,7 @@
 #include <cstring>
 #include <mutex>
 #include <thread>
+#include <utility>
 
 #include <mosquitto.h>
 
@@ -142,15 +143,17 @@ private:
     if (!stopping_ && handlers_.on_disconnect) handlers_.on_disconnect(reason);
   }
 
-  // -- callbacks, on libmosquitto's thread ---------------------------------------------------------
+  // -- callbacks, on libmosquitto's thread
+  // ---------------------------------------------------------
 
   static void on_connect(mosquitto*, void* user, int rc) {
     auto* c = self(user);
     if (c->stopping_) return;
     if (rc != 0) {
-      // The broker answered but refused us (bad credentials, client id taken, …).
-      c->report_disconnect(std::string{"broker refused the connection: "} +
-                           mosquitto_connack_string(rc));
+      // The broker answered but refused us (bad credentials, client id taken, …). The library
+      // follows with a disconnect; the refusal is the better reason for that one too.
+      c->refusal_ = std::string{"broker refused the connection: "} + mosquitto_connack_string(rc);
+      c->report_disconnect(c->refusal_);
       return;
     }
     if (c->handlers_.on_connect) c->handlers_.on_connect();
@@ -158,8 +161,11 @@ private:
 
   static void on_disconnect(mosquitto*, void* user, int rc) {
     auto* c = self(user);
-    c->report_disconnect(rc == 0 ? std::string{"disconnected by the client"}
-                                 : std::string{"connection lost: "} + mosquitto_strerror(rc));
+    if (!c->refusal_.empty())
+      c->report_disconnect(std::exchange(c->refusal_, std::string{}));
+    else
+      c->report_disconnect(rc == 0 ? std::string{"disconnected by the client"}
+                                   : std::string{"connection lost: "} + mosquitto_strerror(rc));
   }
 
   static void on_message(mosquitto*, void* user, const mosquitto_message* m) {
@@ -181,6 +187,7 @@ private:
   mosquitto* mosq_ = nullptr;
   bool loop_running_ = false;
   std::atomic<bool> stopping_{false};
+  std::string refusal_; ///< Only touched on libmosquitto's thread.
   std::thread retry_thread_;
   std::mutex retry_mutex_;
   std::condition_variable retry_wakeup_;

@@ -72,7 +72,8 @@ struct mqtt_state {
 
 using mqtt_actor = caf::stateful_actor<mqtt_state>;
 
-// -- helpers ---------------------------------------------------------------------------------------
+// -- helpers
+// ---------------------------------------------------------------------------------------
 
 log::field conn_field(const mqtt_state& st) {
   return {"connector", st.ctx.name()};
@@ -88,7 +89,7 @@ void count_action(mqtt_state& st, const std::string& action, const std::string& 
   if (!m) return;
   m->action_calls(st.ctx.name(), action, outcome).Increment();
   m->action_latency(st.ctx.name())
-    .Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+      .Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
 }
 
 /// The handlers the client calls on its own thread: each only posts a message to the actor. A
@@ -119,9 +120,9 @@ void publish_result(mqtt_actor* self, const point_binding& b, mapping_result r) 
     auto& last = st.bad_reason[b.point];
     if (last != r.reason)
       st.ctx.log.warn("payload does not map to point", {conn_field(st),
-                                                         {"device", b.device->name},
-                                                         {"point", b.point->name},
-                                                         {"reason", r.reason}});
+                                                        {"device", b.device->name},
+                                                        {"point", b.point->name},
+                                                        {"reason", r.reason}});
     last = r.reason;
   } else {
     st.bad_reason.erase(b.point);
@@ -146,7 +147,8 @@ void fail_pending(mqtt_actor* self, const std::string& why) {
   st.pending.clear();
 }
 
-// -- events from the client ------------------------------------------------------------------------
+// -- events from the client
+// ------------------------------------------------------------------------
 
 void on_connected(mqtt_actor* self) {
   auto& st = self->state;
@@ -175,9 +177,11 @@ void on_disconnected(mqtt_actor* self, const std::string& reason) {
   st.ctx.log.warn(was_connected ? "disconnected from MQTT broker" : "cannot reach MQTT broker",
                   {conn_field(st), {"broker", broker(st)}, {"reason", reason}});
   auto why = "MQTT broker " + broker(st) + " unreachable: " + reason;
-  for (auto& d : st.ctx.config->devices) publish_stale(self, st.ctx, d, why);
+  for (auto& d : st.ctx.config->devices)
+    publish_stale(self, st.ctx, d, why);
   fail_pending(self, "connection to the MQTT broker lost before it acknowledged the message "
-                     "(it may still be delivered after reconnecting): " + reason);
+                     "(it may still be delivered after reconnecting): " +
+                         reason);
 }
 
 void on_message(mqtt_actor* self, const std::string& topic, const std::string& payload) {
@@ -186,7 +190,8 @@ void on_message(mqtt_actor* self, const std::string& topic, const std::string& p
   if (it == st.by_topic.end()) return; // e.g. a subscription of a previous connector instance
   std::vector<field_spec> specs;
   specs.reserve(it->second.size());
-  for (auto& b : it->second) specs.push_back(b.spec);
+  for (auto& b : it->second)
+    specs.push_back(b.spec);
   auto results = map_payload(payload, specs);
   for (std::size_t i = 0; i < results.size(); ++i)
     publish_result(self, it->second[i], std::move(results[i]));
@@ -198,7 +203,8 @@ void on_oversized(mqtt_actor* self, const std::string& topic, std::uint64_t size
   if (it == st.by_topic.end()) return;
   auto why = "payload of " + std::to_string(size) + " bytes exceeds the limit of " +
              std::to_string(max_payload_bytes) + " bytes";
-  for (auto& b : it->second) publish_result(self, b, mapping_result::bad(why));
+  for (auto& b : it->second)
+    publish_result(self, b, mapping_result::bad(why));
 }
 
 void on_published(mqtt_actor* self, int mid) {
@@ -218,19 +224,21 @@ void on_ack_timeout(mqtt_actor* self, int mid, std::uint64_t seq) {
   st.ctx.log.warn("broker did not acknowledge an action in time",
                   {conn_field(st), {"device", p.device}, {"action", p.action}});
   count_action(st, p.action, "timeout", p.started);
-  p.promise.deliver(make_error(errc::timeout,
-                               "the MQTT broker did not acknowledge '" + p.action + "' within " +
-                                 std::to_string(st.ctx.config->action_timeout.count()) + " ms"));
+  p.promise.deliver(
+      make_error(errc::timeout, "the MQTT broker did not acknowledge '" + p.action + "' within " +
+                                    std::to_string(st.ctx.config->action_timeout.count()) + " ms"));
   st.pending.erase(it);
 }
 
-// -- requests --------------------------------------------------------------------------------------
+// -- requests
+// --------------------------------------------------------------------------------------
 
 caf::result<value> invoke(mqtt_actor* self, action_request& req) {
   auto& st = self->state;
   auto started = std::chrono::steady_clock::now();
   const auto* device = st.ctx.config->device(req.device);
-  if (!device) return make_error(errc::not_found, "no device '" + req.device + "' in this connector");
+  if (!device)
+    return make_error(errc::not_found, "no device '" + req.device + "' in this connector");
   const auto* action = device->action(req.action);
   const auto* settings = action ? std::any_cast<action_settings>(&action->settings) : nullptr;
   if (!action || !settings)
@@ -238,10 +246,9 @@ caf::result<value> invoke(mqtt_actor* self, action_request& req) {
                       "device '" + req.device + "' has no action '" + req.action + "'");
   if (!st.connected) {
     count_action(st, req.action, "unavailable", started);
-    return make_error(errc::unavailable, "not connected to the MQTT broker " + broker(st) +
-                                           (st.last_disconnect.empty()
-                                              ? std::string{}
-                                              : ": " + st.last_disconnect));
+    return make_error(errc::unavailable,
+                      "not connected to the MQTT broker " + broker(st) +
+                          (st.last_disconnect.empty() ? std::string{} : ": " + st.last_disconnect));
   }
   std::string error;
   auto payload = action_payload(*settings, *action, std::move(req.params), error);
@@ -255,10 +262,10 @@ caf::result<value> invoke(mqtt_actor* self, action_request& req) {
     return make_error(errc::unavailable, "cannot publish to '" + settings->topic + "': " + error);
   }
   st.ctx.log.debug("action published", {conn_field(st),
-                                         {"device", req.device},
-                                         {"action", req.action},
-                                         {"topic", settings->topic},
-                                         {"mid", std::to_string(mid)}});
+                                        {"device", req.device},
+                                        {"action", req.action},
+                                        {"topic", settings->topic},
+                                        {"mid", std::to_string(mid)}});
   // The acknowledgement (PUBACK for QoS 1, the write for QoS 0) arrives as `published_atom`
   // after this handler returns, so registering the promise now cannot miss it.
   auto rp = self->make_response_promise();
@@ -276,12 +283,14 @@ connector_status status(mqtt_actor* self) {
   s.state = st.connected ? connector_state::running : connector_state::degraded;
   if (!st.connected) {
     s.last_error = st.last_disconnect;
-    for (auto& d : st.ctx.config->devices) s.unreachable_devices.push_back(d.name);
+    for (auto& d : st.ctx.config->devices)
+      s.unreachable_devices.push_back(d.name);
   }
   return s;
 }
 
-// -- the actor -------------------------------------------------------------------------------------
+// -- the actor
+// -------------------------------------------------------------------------------------
 
 caf::behavior mqtt_connector(mqtt_actor* self, connector_context ctx) {
   auto& st = self->state;
@@ -302,36 +311,37 @@ caf::behavior mqtt_connector(mqtt_actor* self, connector_context ctx) {
     self->quit(make_error(errc::internal, "no MQTT client"));
     return {};
   }
-  st.ctx.log.info("mqtt connector started", {conn_field(st),
-                                             {"broker", broker(st)},
-                                             {"client_id", st.opts.client_id},
-                                             {"username", st.opts.username},
-                                             {"password", log::to_field_value(log::redacted{})},
-                                             {"devices", std::to_string(st.ctx.config->devices.size())}});
+  st.ctx.log.info("mqtt connector started",
+                  {conn_field(st),
+                   {"broker", broker(st)},
+                   {"client_id", st.opts.client_id},
+                   {"username", st.opts.username},
+                   {"password", log::to_field_value(log::redacted{})},
+                   {"devices", std::to_string(st.ctx.config->devices.size())}});
   st.client->start(make_handlers(self));
 
   return {
-    [=](connected_atom) { on_connected(self); },
-    [=](disconnected_atom, const std::string& reason) { on_disconnected(self, reason); },
-    [=](message_atom, const std::string& topic, const std::string& payload) {
-      on_message(self, topic, payload);
-    },
-    [=](oversized_atom, const std::string& topic, std::uint64_t size) {
-      on_oversized(self, topic, size);
-    },
-    [=](published_atom, int mid) { on_published(self, mid); },
-    [=](ack_timeout_atom, int mid, std::uint64_t seq) { on_ack_timeout(self, mid, seq); },
-    [=](invoke_atom, action_request& req) { return invoke(self, req); },
-    [=](write_atom, const std::string& device, const std::string& point,
-        const value&) -> caf::result<value> {
-      const auto* d = self->state.ctx.config->device(device);
-      if (!d || !d->point(point))
-        return make_error(errc::not_found, "no point '" + device + "/" + point + "'");
-      return make_error(errc::read_only, "point '" + device + "/" + point +
-                                           "' is read-only: MQTT points show what the device "
-                                           "publishes; use an action to send a command");
-    },
-    [=](status_atom) { return status(self); },
+      [=](connected_atom) { on_connected(self); },
+      [=](disconnected_atom, const std::string& reason) { on_disconnected(self, reason); },
+      [=](message_atom, const std::string& topic, const std::string& payload) {
+        on_message(self, topic, payload);
+      },
+      [=](oversized_atom, const std::string& topic, std::uint64_t size) {
+        on_oversized(self, topic, size);
+      },
+      [=](published_atom, int mid) { on_published(self, mid); },
+      [=](ack_timeout_atom, int mid, std::uint64_t seq) { on_ack_timeout(self, mid, seq); },
+      [=](invoke_atom, action_request& req) { return invoke(self, req); },
+      [=](write_atom, const std::string& device, const std::string& point,
+          const value&) -> caf::result<value> {
+        const auto* d = self->state.ctx.config->device(device);
+        if (!d || !d->point(point))
+          return make_error(errc::not_found, "no point '" + device + "/" + point + "'");
+        return make_error(errc::read_only, "point '" + device + "/" + point +
+                                               "' is read-only: MQTT points show what the device "
+                                               "publishes; use an action to send a command");
+      },
+      [=](status_atom) { return status(self); },
   };
 }
 

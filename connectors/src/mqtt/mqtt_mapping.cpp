@@ -18,8 +18,10 @@ using json = nlohmann::json;
 
 std::string_view trim(std::string_view s) {
   auto space = [](char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; };
-  while (!s.empty() && space(s.front())) s.remove_prefix(1);
-  while (!s.empty() && space(s.back())) s.remove_suffix(1);
+  while (!s.empty() && space(s.front()))
+    s.remove_prefix(1);
+  while (!s.empty() && space(s.back()))
+    s.remove_suffix(1);
   return s;
 }
 
@@ -103,96 +105,98 @@ mapping_result from_json(const json& j, value_type type, const std::string& fiel
     return r;
   }
   switch (type) {
-    case value_type::boolean:
-      if (j.is_boolean()) return mapping_result::good(j.get<bool>());
-      if (j.is_number_integer() && (j.get<std::int64_t>() == 0 || j.get<std::int64_t>() == 1))
-        return mapping_result::good(j.get<std::int64_t>() == 1);
-      break;
-    case value_type::int64:
-      if (j.is_number_unsigned()) {
-        auto u = j.get<std::uint64_t>();
-        if (u > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
-          return mapping_result::bad("JSON field '" + field + "' = " + j.dump() +
-                                     " is out of the int64 range");
-        return mapping_result::good(static_cast<std::int64_t>(u));
-      }
-      if (j.is_number_integer()) return mapping_result::good(j.get<std::int64_t>());
-      if (j.is_number_float()) {
-        // 21.0 is an integer sent by a JSON encoder that does not know better; 21.5 is not.
-        auto d = j.get<double>();
-        if (std::isfinite(d) && d == std::trunc(d) && std::fabs(d) < 9.2e18)
-          return mapping_result::good(static_cast<std::int64_t>(d));
-      }
-      break;
-    case value_type::float64:
-      if (j.is_number()) return mapping_result::good(j.get<double>());
-      break;
-    case value_type::string:
-      if (j.is_string()) return mapping_result::good(j.get<std::string>());
-      if (j.is_number() || j.is_boolean()) return mapping_result::good(j.dump());
-      break;
-    case value_type::bytes:
-      if (j.is_string()) {
-        auto& s = j.get_ref<const std::string&>();
-        return mapping_result::good(bytes(s.begin(), s.end()));
-      }
-      if (!j.is_null()) {
-        auto s = j.dump();
-        return mapping_result::good(bytes(s.begin(), s.end()));
-      }
-      break;
+  case value_type::boolean:
+    if (j.is_boolean()) return mapping_result::good(j.get<bool>());
+    if (j.is_number_integer() && (j.get<std::int64_t>() == 0 || j.get<std::int64_t>() == 1))
+      return mapping_result::good(j.get<std::int64_t>() == 1);
+    break;
+  case value_type::int64:
+    if (j.is_number_unsigned()) {
+      auto u = j.get<std::uint64_t>();
+      if (u > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+        return mapping_result::bad("JSON field '" + field + "' = " + j.dump() +
+                                   " is out of the int64 range");
+      return mapping_result::good(static_cast<std::int64_t>(u));
+    }
+    if (j.is_number_integer()) return mapping_result::good(j.get<std::int64_t>());
+    if (j.is_number_float()) {
+      // 21.0 is an integer sent by a JSON encoder that does not know better; 21.5 is not.
+      auto d = j.get<double>();
+      if (std::isfinite(d) && d == std::trunc(d) && std::fabs(d) < 9.2e18)
+        return mapping_result::good(static_cast<std::int64_t>(d));
+    }
+    break;
+  case value_type::float64:
+    if (j.is_number()) return mapping_result::good(j.get<double>());
+    break;
+  case value_type::string:
+    if (j.is_string()) return mapping_result::good(j.get<std::string>());
+    if (j.is_number() || j.is_boolean()) return mapping_result::good(j.dump());
+    break;
+  case value_type::bytes:
+    if (j.is_string()) {
+      auto& s = j.get_ref<const std::string&>();
+      return mapping_result::good(bytes(s.begin(), s.end()));
+    }
+    if (!j.is_null()) {
+      auto s = j.dump();
+      return mapping_result::good(bytes(s.begin(), s.end()));
+    }
+    break;
   }
   return mapping_result::bad(wrong_type(field, j, type));
 }
 
 } // namespace
 
-// -- raw payloads ----------------------------------------------------------------------------------
+// -- raw payloads
+// ----------------------------------------------------------------------------------
 
 mapping_result parse_raw(std::string_view text, value_type type) {
   switch (type) {
-    case value_type::string:
-      if (!valid_utf8(text)) return mapping_result::bad("payload is not valid UTF-8 text");
-      return mapping_result::good(std::string{text});
-    case value_type::bytes: return mapping_result::good(bytes(text.begin(), text.end()));
-    default: break;
+  case value_type::string:
+    if (!valid_utf8(text)) return mapping_result::bad("payload is not valid UTF-8 text");
+    return mapping_result::good(std::string{text});
+  case value_type::bytes: return mapping_result::good(bytes(text.begin(), text.end()));
+  default: break;
   }
   auto t = trim(text);
-  if (t.empty()) return mapping_result::bad(std::string{"empty payload, expected "} +
-                                            to_string(type));
+  if (t.empty())
+    return mapping_result::bad(std::string{"empty payload, expected "} + to_string(type));
   switch (type) {
-    case value_type::boolean:
-      for (auto yes : {"true", "1", "on"})
-        if (iequals(t, yes)) return mapping_result::good(true);
-      for (auto no : {"false", "0", "off"})
-        if (iequals(t, no)) return mapping_result::good(false);
-      return mapping_result::bad("payload " + excerpt(t) +
-                                 " is not a bool (true/false, 1/0, on/off)");
-    case value_type::int64: {
-      std::int64_t v = 0;
-      auto first = t.data() + (t.front() == '+' ? 1 : 0);
-      auto [end, ec] = std::from_chars(first, t.data() + t.size(), v);
-      if (ec == std::errc::result_out_of_range)
-        return mapping_result::bad("payload " + excerpt(t) + " is out of the int64 range");
-      if (ec != std::errc{} || end != t.data() + t.size())
-        return mapping_result::bad("payload " + excerpt(t) + " is not an integer");
-      return mapping_result::good(v);
-    }
-    case value_type::float64: {
-      double v = 0;
-      auto first = t.data() + (t.front() == '+' ? 1 : 0);
-      // from_chars, not strtod: the result must not depend on the process locale.
-      auto [end, ec] = std::from_chars(first, t.data() + t.size(), v);
-      if (ec != std::errc{} || end != t.data() + t.size() || !std::isfinite(v))
-        return mapping_result::bad("payload " + excerpt(t) + " is not a finite number");
-      return mapping_result::good(v);
-    }
-    default: break;
+  case value_type::boolean:
+    for (auto yes : {"true", "1", "on"})
+      if (iequals(t, yes)) return mapping_result::good(true);
+    for (auto no : {"false", "0", "off"})
+      if (iequals(t, no)) return mapping_result::good(false);
+    return mapping_result::bad("payload " + excerpt(t) +
+                               " is not a bool (true/false, 1/0, on/off)");
+  case value_type::int64: {
+    std::int64_t v = 0;
+    auto first = t.data() + (t.front() == '+' ? 1 : 0);
+    auto [end, ec] = std::from_chars(first, t.data() + t.size(), v);
+    if (ec == std::errc::result_out_of_range)
+      return mapping_result::bad("payload " + excerpt(t) + " is out of the int64 range");
+    if (ec != std::errc{} || end != t.data() + t.size())
+      return mapping_result::bad("payload " + excerpt(t) + " is not an integer");
+    return mapping_result::good(v);
+  }
+  case value_type::float64: {
+    double v = 0;
+    auto first = t.data() + (t.front() == '+' ? 1 : 0);
+    // from_chars, not strtod: the result must not depend on the process locale.
+    auto [end, ec] = std::from_chars(first, t.data() + t.size(), v);
+    if (ec != std::errc{} || end != t.data() + t.size() || !std::isfinite(v))
+      return mapping_result::bad("payload " + excerpt(t) + " is not a finite number");
+    return mapping_result::good(v);
+  }
+  default: break;
   }
   return mapping_result::bad("unsupported point type");
 }
 
-// -- payload -> points -----------------------------------------------------------------------------
+// -- payload -> points
+// -----------------------------------------------------------------------------
 
 std::vector<mapping_result> map_payload(std::string_view payload,
                                         const std::vector<field_spec>& specs) {
@@ -201,7 +205,8 @@ std::vector<mapping_result> map_payload(std::string_view payload,
   if (payload.size() > max_payload_bytes) {
     auto why = "payload of " + std::to_string(payload.size()) + " bytes exceeds the limit of " +
                std::to_string(max_payload_bytes) + " bytes";
-    for (std::size_t i = 0; i < specs.size(); ++i) out.push_back(mapping_result::bad(why));
+    for (std::size_t i = 0; i < specs.size(); ++i)
+      out.push_back(mapping_result::bad(why));
     return out;
   }
   std::optional<json> doc; // parsed on first need, once for all specs
@@ -229,7 +234,8 @@ mapping_result map_payload(std::string_view payload, value_type type,
   return map_payload(payload, std::vector<field_spec>{{type, json_field}}).front();
 }
 
-// -- checks ----------------------------------------------------------------------------------------
+// -- checks
+// ----------------------------------------------------------------------------------------
 
 bool valid_utf8(std::string_view s) {
   std::size_t i = 0;
@@ -283,7 +289,8 @@ std::string check_json_field(std::string_view path) {
   return {};
 }
 
-// -- parameters -> payload -------------------------------------------------------------------------
+// -- parameters -> payload
+// -------------------------------------------------------------------------
 
 std::string raw_payload(const value& v) {
   struct visitor {

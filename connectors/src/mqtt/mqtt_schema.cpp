@@ -61,8 +61,8 @@ void mqtt_schema::parse_connector(config::map_reader& r, connector_config& c) {
 
 void mqtt_schema::parse_device(config::map_reader&, const connector_config&, device_config&) {}
 
-void mqtt_schema::parse_point(config::map_reader& r, const connector_config&,
-                              const device_config&, point_config& p) {
+void mqtt_schema::parse_point(config::map_reader& r, const connector_config&, const device_config&,
+                              point_config& p) {
   point_settings s;
   s.topic = read_topic(r, "topic");
   if (auto f = r.get_string("json_field")) {
@@ -77,8 +77,8 @@ void mqtt_schema::parse_point(config::map_reader& r, const connector_config&,
   p.settings = s;
 }
 
-void mqtt_schema::parse_action(config::map_reader& r, const connector_config&,
-                               const device_config&, action_config& a) {
+void mqtt_schema::parse_action(config::map_reader& r, const connector_config&, const device_config&,
+                               action_config& a) {
   action_settings s;
   s.topic = read_topic(r, "topic");
   if (auto v = r.get_string("payload")) {
@@ -90,7 +90,7 @@ void mqtt_schema::parse_action(config::map_reader& r, const connector_config&,
       s.param = v->substr(prefix.size());
       if (!a.parameter(s.param))
         r.error("payload", "'payload' names parameter '" + s.param + "', but action '" + a.name +
-                             "' has no such parameter");
+                               "' has no such parameter");
     } else {
       r.error("payload", "'payload' must be json or param:NAME, got '" + *v + "'");
     }
@@ -100,7 +100,8 @@ void mqtt_schema::parse_action(config::map_reader& r, const connector_config&,
   // The result tells whether the broker took the message; nothing else comes back over MQTT.
   if (a.result && *a.result != value_type::boolean)
     r.error("result", std::string{"MQTT actions return bool (true once the broker acknowledged "
-                                  "the message), got "} + to_string(*a.result));
+                                  "the message), got "} +
+                          to_string(*a.result));
   a.result = value_type::boolean;
   a.settings = s;
 }
