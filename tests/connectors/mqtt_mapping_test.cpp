@@ -11,8 +11,7 @@
 namespace manifold::connectors::mqtt {
 namespace {
 
-// -- raw payloads
-// ----------------------------------------------------------------------------------
+// -- raw payloads ---------------------------------------------------------------------------------
 
 TEST(mqtt_mapping, raw_double_parses_with_surrounding_whitespace) {
   auto r = map_payload("21.5", value_type::float64);
@@ -61,8 +60,7 @@ TEST(mqtt_mapping, raw_string_and_bytes_are_taken_as_is) {
   EXPECT_EQ(map_payload("Grüße", value_type::string).q, quality::good);
 }
 
-// -- JSON payloads
-// ---------------------------------------------------------------------------------
+// -- JSON payloads --------------------------------------------------------------------------------
 
 TEST(mqtt_mapping, json_field_maps_nested_paths) {
   std::string payload = R"({"mode":"eco","pressure":{"bar":1.75,"ok":true},"items":[{"v":7}]})";
@@ -134,8 +132,7 @@ TEST(mqtt_mapping, deeply_nested_json_does_not_crash) {
   EXPECT_EQ(map_payload(open, value_type::float64, "a").q, quality::bad);
 }
 
-// -- actions
-// ---------------------------------------------------------------------------------------
+// -- actions --------------------------------------------------------------------------------------
 
 action_config make_action() {
   action_config a;
@@ -185,8 +182,7 @@ TEST(mqtt_mapping, topic_checks) {
   EXPECT_NE(check_json_field(".a"), "");
 }
 
-// -- config schema
-// ---------------------------------------------------------------------------------
+// -- config schema --------------------------------------------------------------------------------
 
 config::load_result load(const std::string& text) {
   auto registry = connector_registry::builtin();

@@ -143,8 +143,7 @@ private:
     if (!stopping_ && handlers_.on_disconnect) handlers_.on_disconnect(reason);
   }
 
-  // -- callbacks, on libmosquitto's thread
-  // ---------------------------------------------------------
+  // -- callbacks, on libmosquitto's thread --------------------------------------------------------
 
   static void on_connect(mosquitto*, void* user, int rc) {
     auto* c = self(user);

@@ -9,9 +9,8 @@
 
 #include <caf/actor_system.hpp>
 #include <caf/event_based_actor.hpp>
-#include <caf/stateful_actor.hpp>
-
 #include <caf/send.hpp>
+#include <caf/stateful_actor.hpp>
 
 #include <prometheus/counter.h>
 #include <prometheus/histogram.h>
@@ -72,8 +71,7 @@ struct mqtt_state {
 
 using mqtt_actor = caf::stateful_actor<mqtt_state>;
 
-// -- helpers
-// ---------------------------------------------------------------------------------------
+// -- helpers --------------------------------------------------------------------------------------
 
 log::field conn_field(const mqtt_state& st) {
   return {"connector", st.ctx.name()};
@@ -147,8 +145,7 @@ void fail_pending(mqtt_actor* self, const std::string& why) {
   st.pending.clear();
 }
 
-// -- events from the client
-// ------------------------------------------------------------------------
+// -- events from the client -----------------------------------------------------------------------
 
 void on_connected(mqtt_actor* self) {
   auto& st = self->state;
@@ -230,8 +227,7 @@ void on_ack_timeout(mqtt_actor* self, int mid, std::uint64_t seq) {
   st.pending.erase(it);
 }
 
-// -- requests
-// --------------------------------------------------------------------------------------
+// -- requests -------------------------------------------------------------------------------------
 
 caf::result<value> invoke(mqtt_actor* self, action_request& req) {
   auto& st = self->state;
@@ -289,8 +285,7 @@ connector_status status(mqtt_actor* self) {
   return s;
 }
 
-// -- the actor
-// -------------------------------------------------------------------------------------
+// -- the actor ------------------------------------------------------------------------------------
 
 caf::behavior mqtt_connector(mqtt_actor* self, connector_context ctx) {
   auto& st = self->state;
@@ -316,9 +311,16 @@ caf::behavior mqtt_connector(mqtt_actor* self, connector_context ctx) {
                    {"broker", broker(st)},
                    {"client_id", st.opts.client_id},
                    {"username", st.opts.username},
-                   {"password", log::to_field_value(log::redacted{})},
+                   {"password", st.opts.password.empty() ? std::string{"none"}
+                                                         : log::to_field_value(log::redacted{})},
                    {"devices", std::to_string(st.ctx.config->devices.size())}});
   st.client->start(make_handlers(self));
+  // Like the default exit handler, plus an answer for every action still waiting for the broker.
+  self->set_exit_handler([=](caf::exit_msg& msg) {
+    if (!msg.reason) return;
+    fail_pending(self, "connector '" + self->state.ctx.name() + "' is stopping");
+    self->quit(msg.reason);
+  });
 
   return {
       [=](connected_atom) { on_connected(self); },

@@ -149,8 +149,7 @@ mapping_result from_json(const json& j, value_type type, const std::string& fiel
 
 } // namespace
 
-// -- raw payloads
-// ----------------------------------------------------------------------------------
+// -- raw payloads ---------------------------------------------------------------------------------
 
 mapping_result parse_raw(std::string_view text, value_type type) {
   switch (type) {
@@ -195,8 +194,7 @@ mapping_result parse_raw(std::string_view text, value_type type) {
   return mapping_result::bad("unsupported point type");
 }
 
-// -- payload -> points
-// -----------------------------------------------------------------------------
+// -- payload -> points ----------------------------------------------------------------------------
 
 std::vector<mapping_result> map_payload(std::string_view payload,
                                         const std::vector<field_spec>& specs) {
@@ -234,8 +232,7 @@ mapping_result map_payload(std::string_view payload, value_type type,
   return map_payload(payload, std::vector<field_spec>{{type, json_field}}).front();
 }
 
-// -- checks
-// ----------------------------------------------------------------------------------------
+// -- checks ---------------------------------------------------------------------------------------
 
 bool valid_utf8(std::string_view s) {
   std::size_t i = 0;
@@ -289,8 +286,7 @@ std::string check_json_field(std::string_view path) {
   return {};
 }
 
-// -- parameters -> payload
-// -------------------------------------------------------------------------
+// -- parameters -> payload ------------------------------------------------------------------------
 
 std::string raw_payload(const value& v) {
   struct visitor {
