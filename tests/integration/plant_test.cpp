@@ -41,7 +41,7 @@ struct plant_test : ::testing::Test {
     auto conf = dir.write("mosquitto.conf", "listener " + std::to_string(mqtt_port) +
                                               " 127.0.0.1\nallow_anonymous true\n");
     broker = std::make_unique<child_process>(
-      std::vector<std::string>{"mosquitto", "-c", conf}, dir.file("mosquitto.log"));
+      std::vector<std::string>{MOSQUITTO_BROKER, "-c", conf}, dir.file("mosquitto.log"));
     modbus = std::make_unique<child_process>(
       std::vector<std::string>{"/usr/bin/python3", source_dir + "/tests/peers/modbus_server.py",
                                std::to_string(modbus_port)},
