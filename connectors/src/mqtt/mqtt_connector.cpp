@@ -7,6 +7,8 @@
 #include <chrono>
 #include <unordered_map>
 
+#include <atomic>
+
 #include <caf/actor_system.hpp>
 #include <caf/event_based_actor.hpp>
 #include <caf/send.hpp>
@@ -66,6 +68,12 @@ struct mqtt_state {
   /// The reason each point last went bad, so a device that keeps sending garbage is logged once
   /// per kind of garbage, not once per message.
   std::unordered_map<const point_config*, std::string> bad_reason;
+  /// Messages posted by the client thread and not yet handled; bounded by opts.max_inflight.
+  std::shared_ptr<std::atomic<std::size_t>> inflight = std::make_shared<std::atomic<std::size_t>>(0);
+  /// Messages the client thread dropped because `inflight` was at its bound.
+  std::shared_ptr<std::atomic<std::uint64_t>> dropped =
+    std::make_shared<std::atomic<std::uint64_t>>(0);
+  std::uint64_t dropped_logged = 0;
   static inline const char* name = "mqtt_connector";
 };
 
@@ -101,7 +109,18 @@ mqtt_handlers make_handlers(mqtt_actor* self) {
   mqtt_handlers h;
   h.on_connect = [post] { post(connected_atom::value); };
   h.on_disconnect = [post](const std::string& reason) { post(disconnected_atom::value, reason); };
-  h.on_message = [post](const std::string& topic, const std::string& payload) {
+  auto inflight = self->state.inflight;
+  auto dropped = self->state.dropped;
+  auto limit = self->state.opts.max_inflight;
+  h.on_message = [post, inflight, dropped, limit](const std::string& topic,
+                                                 const std::string& payload) {
+    // A device flooding faster than the connector handles loses its newest messages here, on
+    // the client thread, instead of piling them up in the actor's (unbounded) mailbox.
+    if (inflight->load(std::memory_order_relaxed) >= limit) {
+      dropped->fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    inflight->fetch_add(1, std::memory_order_relaxed);
     // An oversized payload is not copied into the mailbox: its size is all we need.
     if (payload.size() > max_payload_bytes)
       post(oversized_atom::value, topic, static_cast<std::uint64_t>(payload.size()));
@@ -110,6 +129,21 @@ mqtt_handlers make_handlers(mqtt_actor* self) {
   };
   h.on_published = [post](int mid) { post(published_atom::value, mid); };
   return h;
+}
+
+/// Frees one in-flight slot and reports drops, doubling the count between log lines so a
+/// sustained flood logs a handful of lines, not one per message.
+void message_handled(mqtt_actor* self) {
+  auto& st = self->state;
+  st.inflight->fetch_sub(1, std::memory_order_relaxed);
+  auto dropped = st.dropped->load(std::memory_order_relaxed);
+  if (dropped > 0 && dropped >= 2 * st.dropped_logged) {
+    st.ctx.log.warn("messages arrive faster than handled, dropping the newest",
+                    {conn_field(st),
+                     {"dropped_total", std::to_string(dropped)},
+                     {"max_inflight", std::to_string(st.opts.max_inflight)}});
+    st.dropped_logged = dropped;
+  }
 }
 
 void publish_result(mqtt_actor* self, const point_binding& b, mapping_result r) {
@@ -327,9 +361,11 @@ caf::behavior mqtt_connector(mqtt_actor* self, connector_context ctx) {
       [=](connected_atom) { on_connected(self); },
       [=](disconnected_atom, const std::string& reason) { on_disconnected(self, reason); },
       [=](message_atom, const std::string& topic, const std::string& payload) {
+        message_handled(self);
         on_message(self, topic, payload);
       },
       [=](oversized_atom, const std::string& topic, std::uint64_t size) {
+        message_handled(self);
         on_oversized(self, topic, size);
       },
       [=](published_atom, int mid) { on_published(self, mid); },

@@ -54,6 +54,7 @@ void mqtt_schema::parse_connector(config::map_reader& r, connector_config& c) {
   }
   if (auto v = r.get_duration("reconnect_min", 1ms, 1h)) o.reconnect_min = *v;
   if (auto v = r.get_duration("reconnect_max", 1ms, 24h)) o.reconnect_max = *v;
+  if (auto v = r.get_int("max_inflight", 1, 1 << 20)) o.max_inflight = static_cast<std::size_t>(*v);
   if (o.reconnect_max < o.reconnect_min)
     r.error("reconnect_max", "'reconnect_max' must not be shorter than 'reconnect_min'");
   c.settings = o;

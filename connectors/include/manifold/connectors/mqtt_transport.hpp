@@ -19,6 +19,9 @@ struct mqtt_client_options {
   std::chrono::seconds keepalive{30};
   std::chrono::milliseconds reconnect_min{100};
   std::chrono::milliseconds reconnect_max{10000};
+  /// Messages received but not yet handled by the connector; beyond this, new messages are
+  /// dropped (and counted) so a flooding device cannot grow the node's memory without bound.
+  std::size_t max_inflight = 4096;
 };
 
 /// Callbacks run on the client's own thread (or the testkit's); they must only hand work on,
