@@ -413,6 +413,18 @@ private:
       cfg.log_level = *v;
     if (auto v = r.get_int("worker_threads", 0, 256)) cfg.worker_threads = *v;
     if (auto v = r.get_string("secrets_dir")) cfg.secrets_dir = *v;
+    if (auto sn = r.take("supervision"); sn.IsDefined() && !sn.IsNull()) {
+      auto sr = reader(sn, "'supervision'");
+      auto& sup = cfg.supervision;
+      if (auto v = sr.get_enum("strategy", {"one_for_one", "one_for_all", "rest_for_one"}))
+        sup.strategy = *v == "one_for_one"   ? supervision_strategy::one_for_one
+                       : *v == "one_for_all" ? supervision_strategy::one_for_all
+                                             : supervision_strategy::rest_for_one;
+      if (auto v = sr.get_int("max_restarts", 0, 10000)) sup.max_restarts = *v;
+      if (auto v = sr.get_duration("window", 1s, 24h)) sup.window = *v;
+      if (auto v = sr.get_duration("backoff", 1ms, 1h)) sup.backoff = *v;
+      sr.finish();
+    }
     r.finish();
   }
 

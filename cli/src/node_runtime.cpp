@@ -12,6 +12,7 @@
 #include "manifold/connectors/transport.hpp"
 #include "manifold/gateway/gateway.hpp"
 #include "manifold/supervision/connector_supervisor.hpp"
+#include "manifold/supervision/node_supervisor.hpp"
 
 namespace manifold::cli {
 
@@ -52,6 +53,7 @@ struct node_runtime::impl {
   caf::actor_system_config sys_cfg;
   std::unique_ptr<caf::actor_system> sys;
   caf::actor bus;
+  caf::actor root;
   caf::actor gateway;
   std::map<std::string, caf::actor> supervisors;
   std::unique_ptr<gateway::http_server> http;
@@ -78,6 +80,8 @@ std::optional<std::string> node_runtime::start() {
   if (log::parse_level(d.cfg->log_level, lvl)) log::set_level(lvl);
   d.sys = std::make_unique<caf::actor_system>(d.sys_cfg);
   d.bus = spawn_data_bus(*d.sys, d.metrics);
+  d.root = supervision::spawn_node_supervisor(*d.sys, d.cfg->supervision);
+  supervision::group_list groups;
   for (auto& c : d.cfg->connectors) {
     auto* type = d.registry.find(c.type);
     connectors::connector_context ctx;
@@ -89,8 +93,11 @@ std::optional<std::string> node_runtime::start() {
     ctx.seed = connector_seed(d.cfg->id, c.name);
     ctx.log = log::logger{c.type};
     ctx.readings_counter = &d.metrics->readings(c.name);
-    d.supervisors.emplace(c.name, supervision::spawn_connector_supervisor(*d.sys, *type, ctx));
+    auto group = supervision::spawn_connector_supervisor(*d.sys, *type, ctx, d.root);
+    d.supervisors.emplace(c.name, group);
+    groups.emplace_back(c.name, group);
   }
+  caf::anon_send(d.root, groups_atom::value, std::move(groups));
   gateway::gateway_deps deps{d.cfg, d.supervisors, d.bus, d.metrics};
   d.gateway = gateway::spawn_gateway(*d.sys, deps);
   d.http = std::make_unique<gateway::http_server>(*d.sys, d.gateway, d.bus, d.cfg->gateway,
@@ -122,10 +129,12 @@ void node_runtime::stop() {
   if (d.stopped || !d.sys) return;
   d.stopped = true;
   if (d.http) d.http->stop();
-  for (auto& [name, sup] : d.supervisors) caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+  // Ending the root ends every connector group linked to it.
+  caf::anon_send_exit(d.root, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(d.gateway, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(d.bus, caf::exit_reason::user_shutdown);
   d.supervisors.clear();
+  d.root = nullptr;
   d.gateway = nullptr;
   d.bus = nullptr;
   d.http.reset();

@@ -31,6 +31,7 @@ using probe_atom = caf::atom_constant<caf::atom("probe")>;
 struct supervisor_state {
   connectors::connector_type* type = nullptr;
   connectors::connector_context ctx;
+  caf::actor parent; ///< Told when the group gives up; may be null.
   caf::actor child;
   std::uint64_t generation = 0; ///< Bumped for every child started.
   connector_state state = connector_state::starting;
@@ -96,6 +97,11 @@ std::chrono::milliseconds next_backoff(supervisor_state& st) {
     static_cast<std::int64_t>(static_cast<double>(st.backoff.count()) * jitter(st.rng))};
 }
 
+void escalate(supervisor_actor* self) {
+  auto& st = self->state;
+  if (st.parent) self->send(st.parent, escalate_atom::value, st.ctx.name(), st.last_error);
+}
+
 /// A crash of the current child: restart after backoff, or give up when the restart intensity
 /// is exceeded.
 void on_crash(supervisor_actor* self, std::string error) {
@@ -120,6 +126,7 @@ void on_crash(supervisor_actor* self, std::string error) {
                   {"error", st.last_error},
                   {"crashes", std::to_string(st.recent_crashes.size())},
                   {"window_ms", std::to_string(rc.window.count())}});
+    escalate(self);
     return;
   }
   st.state = connector_state::restarting;
@@ -153,8 +160,9 @@ connector_status own_status(supervisor_actor* self) {
 }
 
 caf::behavior connector_supervisor(supervisor_actor* self, connectors::connector_type* type,
-                                   connectors::connector_context ctx) {
+                                   connectors::connector_context ctx, caf::actor parent) {
   auto& st = self->state;
+  st.parent = std::move(parent);
   st.type = type;
   st.ctx = std::move(ctx);
   st.rng.seed(st.ctx.seed);
@@ -267,8 +275,8 @@ caf::behavior connector_supervisor(supervisor_actor* self, connectors::connector
 } // namespace
 
 caf::actor spawn_connector_supervisor(caf::actor_system& sys, connectors::connector_type& type,
-                                      connectors::connector_context ctx) {
-  return sys.spawn(connector_supervisor, &type, std::move(ctx));
+                                      connectors::connector_context ctx, caf::actor parent) {
+  return sys.spawn(connector_supervisor, &type, std::move(ctx), std::move(parent));
 }
 
 } // namespace manifold::supervision

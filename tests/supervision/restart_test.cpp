@@ -16,80 +16,14 @@
 #include "manifold/actors/metrics.hpp"
 #include "manifold/supervision/connector_supervisor.hpp"
 #include "support/processes.hpp"
+#include "supervision/crashy_connector.hpp"
 
 namespace {
 
 using namespace manifold;
 using namespace std::chrono_literals;
-
-// -- a connector that crashes on command -----------------------------------------------------------
-
-class crashy_schema : public config::connector_schema {
-public:
-  void parse_connector(config::map_reader&, connector_config&) override {}
-  void parse_device(config::map_reader&, const connector_config&, device_config& d) override {
-    point_config p;
-    p.name = "ticks";
-    p.type = value_type::int64;
-    d.points.push_back(p);
-    for (auto name : {"crash", "hang"}) {
-      action_config a;
-      a.name = name;
-      d.actions.push_back(a);
-    }
-  }
-  void parse_point(config::map_reader&, const connector_config&, const device_config&,
-                   point_config&) override {}
-  void parse_action(config::map_reader&, const connector_config&, const device_config&,
-                    action_config&) override {}
-  void check(const connector_config&, config::diagnostics&) override {}
-};
-
-/// Released by the test at the end, so a "hung" connector's thread returns to the scheduler.
-std::promise<void> hang_release;
-std::shared_future<void> hang_gate = hang_release.get_future().share();
-
-struct crashy_state {
-  connectors::connector_context ctx;
-  std::int64_t ticks = 0;
-};
-
-caf::behavior crashy(caf::stateful_actor<crashy_state>* self, connectors::connector_context ctx) {
-  self->state.ctx = std::move(ctx);
-  connectors::report_crashes(self, self->state.ctx);
-  self->send(self, poll_atom::value);
-  return {
-    [=](poll_atom) {
-      auto& st = self->state;
-      for (auto& d : st.ctx.config->devices)
-        connectors::publish(self, st.ctx,
-                            point_reading{st.ctx.name(), d.name, "ticks", value{++st.ticks},
-                                          quality::good, {}, now_timestamp()});
-      self->delayed_send(self, st.ctx.config->poll_interval, poll_atom::value);
-    },
-    [=](invoke_atom, action_request& req) -> value {
-      if (req.action == "hang") {
-        // Deliberately blocks its scheduler thread, as a connector stuck in a library call would.
-        hang_gate.wait_for(30s);
-        return value{};
-      }
-      throw std::runtime_error("crash on command");
-    },
-    [=](status_atom) { return connector_status{}; },
-  };
-}
-
-class crashy_type : public connectors::connector_type {
-public:
-  std::string name() const override { return "crashy"; }
-  config::connector_schema& schema() override { return schema_; }
-  caf::actor spawn(caf::actor_system& sys, connectors::connector_context ctx) override {
-    return sys.spawn(crashy, std::move(ctx));
-  }
-
-private:
-  crashy_schema schema_;
-};
+using test::crashy_type;
+using test::hang_release;
 
 // -- fixture ---------------------------------------------------------------------------------------
 

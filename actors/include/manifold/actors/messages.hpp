@@ -28,6 +28,8 @@ using poll_atom = caf::atom_constant<caf::atom("poll")>;
 using restart_atom = caf::atom_constant<caf::atom("restart")>;
 using stop_atom = caf::atom_constant<caf::atom("stop")>;
 using start_atom = caf::atom_constant<caf::atom("start")>;
+using escalate_atom = caf::atom_constant<caf::atom("escalate")>;
+using groups_atom = caf::atom_constant<caf::atom("groups")>;
 using crash_atom = caf::atom_constant<caf::atom("crash")>;
 using http_atom = caf::atom_constant<caf::atom("http")>;
 

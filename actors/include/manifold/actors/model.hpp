@@ -172,6 +172,23 @@ struct connector_config {
   const device_config* device(const std::string& name) const;
 };
 
+/// How the node's root supervisor treats a connector group that gave up (exceeded its restart
+/// intensity): the Erlang/OTP strategies, applied across groups in config order.
+enum class supervision_strategy : std::uint8_t {
+  one_for_one,  ///< Start that group again.
+  one_for_all,  ///< Restart every group.
+  rest_for_one, ///< Restart that group and every group declared after it.
+};
+
+struct root_supervision_config {
+  supervision_strategy strategy = supervision_strategy::one_for_one;
+  /// More escalations than this within `window` and the root gives up: the failed groups stay
+  /// failed (the node keeps serving the others and reports not ready).
+  std::uint32_t max_restarts = 3;
+  std::chrono::milliseconds window{600000};
+  std::chrono::milliseconds backoff{1000}; ///< Delay before applying the strategy.
+};
+
 struct gateway_config {
   std::string host = "127.0.0.1";
   std::uint16_t port = 8080; ///< 0 picks a free port.
@@ -187,6 +204,7 @@ struct node_config {
   std::string log_level = "info";
   std::size_t worker_threads = 0; ///< CAF scheduler threads; 0 = number of cores.
   std::string secrets_dir;        ///< Where `{secret: NAME}` files are read from.
+  root_supervision_config supervision;
   gateway_config gateway;
   std::vector<connector_config> connectors;
   std::string source; ///< File name the config was read from, or `<embedded>`.

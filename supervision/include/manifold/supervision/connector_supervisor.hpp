@@ -1,5 +1,6 @@
 #pragma once
 
+#include <caf/actor.hpp>
 #include <caf/fwd.hpp>
 
 #include "manifold/connectors/sdk.hpp"
@@ -18,7 +19,11 @@ namespace manifold::supervision {
 /// - `(status_atom) -> connector_status` with state, restart count and last error.
 /// - `(stop_atom)`, `(start_atom)`, `(restart_atom) -> connector_status`: lifecycle by hand;
 ///   start and restart forgive earlier crashes.
+///
+/// When the group gives up (`failed`), it tells `parent` with `(escalate_atom, name, error)`;
+/// the parent's strategy decides what happens next (see node_supervisor.hpp).
 caf::actor spawn_connector_supervisor(caf::actor_system& sys, connectors::connector_type& type,
-                                      connectors::connector_context ctx);
+                                      connectors::connector_context ctx,
+                                      caf::actor parent = caf::actor{});
 
 } // namespace manifold::supervision
