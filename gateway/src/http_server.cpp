@@ -372,10 +372,11 @@ private:
   void on_read(beast::error_code ec) {
     if (closed_) return;
     if (ec == http::error::end_of_stream || ec == net::error::operation_aborted) return close();
+    // The stream already closed the socket: an idle keep-alive connection or a client too slow
+    // to send its request (slowloris) just ends.
     if (ec == beast::error::timeout) {
-      // An idle keep-alive connection just ends; a request cut short learns why.
-      if (buffer_.size() == 0 && !parser_->got_some()) return close();
-      return fail(408, errc::timeout, "the request was not received within the read timeout");
+      if (buffer_.size() > 0 || parser_->got_some()) core_->count("invalid", 408);
+      return close();
     }
     if (ec == http::error::body_limit)
       return fail(413, errc::bad_request,
