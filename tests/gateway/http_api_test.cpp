@@ -502,6 +502,14 @@ TEST_F(http_api, a_slow_action_past_the_request_timeout_is_504) {
   EXPECT_EQ(get("/v1/devices/switch-1/points/on").status, 200);
 }
 
+TEST_F(http_api, a_dead_gateway_actor_still_gets_every_request_answered) {
+  start();
+  caf::anon_send_exit(gateway_, caf::exit_reason::kill);
+  // The request message is dropped with the actor; its callback still answers.
+  EXPECT_TRUE(wait_until([&] { return get("/healthz").status == 503; }));
+  expect_error(get("/v1/devices"), 503, "unavailable");
+}
+
 // -- robustness ------------------------------------------------------------------------------------
 
 TEST_F(http_api, malformed_http_and_garbage_get_400_or_close_and_the_server_keeps_serving) {
@@ -671,6 +679,32 @@ TEST_F(http_api, stream_filter_limits_readings_to_one_point) {
     seen_on = (*m)["value"] == true;
   }
   EXPECT_TRUE(seen_on);
+}
+
+TEST_F(http_api, a_stream_client_that_does_not_read_never_blocks_the_bus) {
+  start({[](manifold::node_config& c) { c.gateway.stream_queue_limit = 4; }, {}});
+  ws_client idle{port_, "/v1/stream?device=flood"};
+  ASSERT_TRUE(wait_until([&] {
+    return gauge_value(get("/metrics").body, "manifold_stream_subscribers") == 1.0;
+  }));
+  // Far more than the socket buffers hold: the session's queue must overflow and drop.
+  std::string padding(200, 'p');
+  for (int i = 0; i < 200000; ++i) {
+    manifold::point_reading r;
+    r.connector = "test";
+    r.device = "flood";
+    r.point = "p";
+    r.data = padding;
+    r.source_time = manifold::now_timestamp();
+    caf::anon_send(bus_, manifold::publish_atom::value, std::move(r));
+  }
+  auto dropped = [&] {
+    auto text = get("/metrics").body;
+    return gauge_value(text, "manifold_stream_dropped_total");
+  };
+  EXPECT_TRUE(wait_until([&] { return dropped() > 0; }, 30s));
+  // The bus got through the flood and still answers reads.
+  EXPECT_TRUE(wait_until([&] { return has_reading("counter-1", "count"); }));
 }
 
 TEST_F(http_api, stream_without_upgrade_is_400) {
