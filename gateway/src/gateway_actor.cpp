@@ -401,7 +401,7 @@ void list_devices(gateway_actor* self, const exchange_ptr& ex, const path_params
   ex->document(200, out);
 }
 
-/// Runs `then` with the device's declaration, or answers 404.
+/// The device's declaration; answers 404 and returns nullptr when there is none.
 const device_entry* device_or_404(gateway_actor* self, const exchange_ptr& ex,
                                   const std::string& name) {
   auto* e = find_device(self, name);

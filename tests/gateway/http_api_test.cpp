@@ -487,6 +487,10 @@ TEST_F(http_api, a_dead_supervisor_is_503) {
   }));
   expect_error(post("/v1/devices/switch-2/actions/toggle", "{}"), 503, "unavailable");
   EXPECT_EQ(get("/readyz").status, 503);
+  auto spare = get_json("/v1/connectors/spare");
+  EXPECT_EQ(spare["state"], "unknown");
+  EXPECT_EQ(spare["last_error"], "the connector is not running");
+  EXPECT_EQ(get_json("/v1/connectors/sim")["state"], "running");
   // The other connector is untouched.
   EXPECT_EQ(post("/v1/devices/switch-1/actions/toggle", "{}").status, 200);
 }
