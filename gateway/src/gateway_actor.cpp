@@ -33,7 +33,7 @@ namespace {
 using json = nlohmann::json;
 using steady = std::chrono::steady_clock;
 
-// -- one request in flight -------------------------------------------------------------------------
+// -- one request in flight ------------------------------------------------------------------------
 
 /// Answers one HTTP request exactly once and records its metrics under the route template (never
 /// the raw path, to keep label cardinality bounded). A request dropped without an answer (a bug)
@@ -82,7 +82,7 @@ private:
 
 using exchange_ptr = std::shared_ptr<exchange>;
 
-// -- state -----------------------------------------------------------------------------------------
+// -- state ----------------------------------------------------------------------------------------
 
 struct device_entry {
   const connector_config* connector = nullptr;
@@ -123,7 +123,7 @@ const device_entry* find_device(gateway_actor* self, const std::string& name) {
   return i == d.end() ? nullptr : &i->second;
 }
 
-// -- rendering -------------------------------------------------------------------------------------
+// -- rendering ------------------------------------------------------------------------------------
 
 json optional_number(const std::optional<double>& d) {
   return d ? json(*d) : json(nullptr);
@@ -264,7 +264,7 @@ void collect_statuses(gateway_actor* self, std::vector<const connector_config*> 
   }
 }
 
-// -- request bodies --------------------------------------------------------------------------------
+// -- request bodies -------------------------------------------------------------------------------
 
 /// Parses a JSON body; on failure answers 400 naming the byte where parsing stopped.
 std::optional<json> parse_body(const exchange_ptr& ex, const std::string& body) {
@@ -332,7 +332,7 @@ std::optional<std::string> check_params(const action_config& a, const json& body
   return std::nullopt;
 }
 
-// -- handlers --------------------------------------------------------------------------------------
+// -- handlers -------------------------------------------------------------------------------------
 
 void get_health(gateway_actor*, const exchange_ptr& ex, const path_params&,
                 const http_request_data&) {
@@ -546,7 +546,7 @@ void stream_without_upgrade(gateway_actor*, const exchange_ptr& ex, const path_p
   ex->error(errc::bad_request, "/v1/stream expects a WebSocket upgrade request");
 }
 
-// -- routing ---------------------------------------------------------------------------------------
+// -- routing --------------------------------------------------------------------------------------
 
 std::vector<std::string> split_template(const std::string& templ) {
   return split_path(templ).value_or(std::vector<std::string>{});

@@ -139,7 +139,7 @@ void linger_close(std::shared_ptr<void> owner, beast::tcp_stream& stream) {
   d->next();
 }
 
-// -- WebSocket reading stream ----------------------------------------------------------------------
+// -- WebSocket reading stream ---------------------------------------------------------------------
 
 class stream_session;
 
@@ -309,7 +309,7 @@ void queue_sink::deliver(const point_reading& r) {
   });
 }
 
-// -- HTTP connection -------------------------------------------------------------------------------
+// -- HTTP connection ------------------------------------------------------------------------------
 
 class http_session;
 
@@ -527,7 +527,7 @@ void accept_next(const std::shared_ptr<server_core>& core) {
 
 } // namespace
 
-// -- http_server -----------------------------------------------------------------------------------
+// -- http_server ----------------------------------------------------------------------------------
 
 struct http_server::impl {
   std::shared_ptr<server_core> core = std::make_shared<server_core>();

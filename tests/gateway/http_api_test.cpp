@@ -135,7 +135,8 @@ protected:
     if (server_) server_->stop();
     server_.reset();
     if (!sys_) return;
-    for (auto& [name, sup] : supervisors_) caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+    for (auto& [name, sup] : supervisors_)
+      caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(gateway_, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(bus_, caf::exit_reason::user_shutdown);
     supervisors_.clear();
@@ -195,7 +196,7 @@ protected:
   std::uint16_t port_ = 0;
 };
 
-// -- happy paths -----------------------------------------------------------------------------------
+// -- happy paths ----------------------------------------------------------------------------------
 
 TEST_F(http_api, health_and_readiness_answer_ok_when_all_connectors_run) {
   start();
@@ -393,7 +394,7 @@ TEST_F(http_api, metrics_count_requests_by_route_template) {
   EXPECT_NE(r.body.find("manifold_http_request_duration_seconds_bucket"), std::string::npos);
 }
 
-// -- errors ----------------------------------------------------------------------------------------
+// -- errors ---------------------------------------------------------------------------------------
 
 TEST_F(http_api, bad_parameters_are_rejected_naming_the_parameter) {
   start();
@@ -514,7 +515,7 @@ TEST_F(http_api, a_dead_gateway_actor_still_gets_every_request_answered) {
   expect_error(get("/v1/devices"), 503, "unavailable");
 }
 
-// -- robustness ------------------------------------------------------------------------------------
+// -- robustness -----------------------------------------------------------------------------------
 
 TEST_F(http_api, malformed_http_and_garbage_get_400_or_close_and_the_server_keeps_serving) {
   start();
@@ -592,7 +593,7 @@ TEST_F(http_api, stop_is_idempotent_and_closes_the_port) {
   EXPECT_FALSE(manifold::test::port_open(port_));
 }
 
-// -- WebSocket stream ------------------------------------------------------------------------------
+// -- WebSocket stream -----------------------------------------------------------------------------
 
 /// A WebSocket client on its own io_context; every read is bounded by a deadline.
 class ws_client {
