@@ -429,6 +429,50 @@ TEST_F(http_api, bad_parameters_are_rejected_naming_the_parameter) {
   expect_error(put("/v1/devices/thermostat-1/points/setpoint", "not json"), 400, "bad_request");
 }
 
+TEST_F(http_api, declared_defaults_fill_missing_parameters_and_types_are_checked) {
+  start({[](manifold::node_config& c) {
+           auto& sw = c.connectors[0].devices[2];
+           ASSERT_EQ(sw.name, "switch-1");
+           for (auto& a : sw.actions) {
+             if (a.name == "pulse") {
+               a.parameters[0].required = false;
+               a.parameters[0].default_value = manifold::value{std::int64_t{1}};
+             }
+             if (a.name == "toggle") {
+               manifold::parameter_config note;
+               note.name = "note";
+               note.type = manifold::value_type::string;
+               note.required = false;
+               manifold::parameter_config tag = note;
+               tag.name = "tag";
+               tag.type = manifold::value_type::bytes;
+               a.parameters = {note, tag};
+             }
+           }
+         },
+         {}});
+  // The sim connector reads duration_ms unconditionally: only the default makes this work.
+  auto r = post("/v1/devices/switch-1/actions/pulse", "{}");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(json::parse(r.body)["result"], false);
+  auto d = get_json("/v1/devices/switch-1");
+  EXPECT_EQ(d["actions"][3]["params"][0]["default"], 1);
+  EXPECT_EQ(d["actions"][3]["params"][0]["required"], false);
+
+  // Optional parameters may be left out; when given they must have their type.
+  EXPECT_EQ(post("/v1/devices/switch-1/actions/toggle", "{}").status, 200);
+  EXPECT_EQ(post("/v1/devices/switch-1/actions/toggle", R"({"note": "hi", "tag": "0aFF"})").status,
+            200);
+  auto msg =
+    expect_error(post("/v1/devices/switch-1/actions/toggle", R"({"note": 1})"), 400, "bad_request");
+  EXPECT_NE(msg.find("'note' must be a string"), std::string::npos) << msg;
+  msg = expect_error(post("/v1/devices/switch-1/actions/toggle", R"({"tag": "zz"})"), 400,
+                     "bad_request");
+  EXPECT_NE(msg.find("'tag' must be a hex string"), std::string::npos) << msg;
+  msg = expect_error(post("/v1/devices/switch-1/actions/toggle", R"({"tag": "abc"})"), 400,
+                     "bad_request");
+}
+
 TEST_F(http_api, unknown_things_are_not_found) {
   start();
   expect_error(get("/nope"), 404, "not_found");
@@ -540,6 +584,20 @@ TEST_F(http_api, malformed_http_and_garbage_get_400_or_close_and_the_server_keep
   auto out = raw_exchange(port_, "GARBAGE\r\n\r\n", 5s);
   EXPECT_EQ(out.rfind("HTTP/1.1 400", 0), 0u) << out;
   EXPECT_NE(out.find("\"bad_request\""), std::string::npos) << out;
+}
+
+TEST_F(http_api, odd_paths_and_oversized_headers_are_answered_not_crashed_on) {
+  start();
+  // A decoded segment that is not UTF-8 still yields a valid JSON error.
+  auto msg = expect_error(get("/v1/devices/%ff%fe"), 404, "not_found");
+  EXPECT_FALSE(msg.empty());
+  expect_error(get("/v1/devices/a%2Fb/points"), 404, "not_found");
+  expect_error(get("/v1/devices/%00"), 404, "not_found");
+  auto r = get("/v1/devices/" + std::string(20000, 'x'));
+  EXPECT_EQ(r.status, 431) << r.error;
+  r = http_request(port_, "GET", "/healthz", {}, {{"X-Big", std::string(20000, 'y')}});
+  EXPECT_EQ(r.status, 431) << r.error;
+  EXPECT_EQ(get("/healthz").status, 200);
 }
 
 TEST_F(http_api, a_slow_client_is_cut_off_while_others_are_served) {
