@@ -1,11 +1,646 @@
-// Placeholder until the gateway lands.
+// The gateway actor: the one entry to the unified API. The HTTP server hands it every request;
+// it routes reads to the data bus and calls to the owning connector's supervisor, and never
+// blocks: every downstream call is an asynchronous request with the configured deadline.
+
 #include "manifold/gateway/gateway.hpp"
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include <caf/actor_system.hpp>
 #include <caf/event_based_actor.hpp>
+#include <caf/stateful_actor.hpp>
+
+#include <prometheus/counter.h>
+#include <prometheus/histogram.h>
+
+#include "manifold/actors/errors.hpp"
+#include "manifold/actors/log.hpp"
+#include "manifold/actors/messages.hpp"
+#include "manifold/actors/metrics.hpp"
+#include "protocol.hpp"
+#include "wire.hpp"
 
 namespace manifold::gateway {
-caf::actor spawn_gateway(caf::actor_system& sys, gateway_deps) {
-  return sys.spawn([] { return caf::behavior{[](int) {}}; });
+
+namespace {
+
+using json = nlohmann::json;
+using steady = std::chrono::steady_clock;
+
+// -- one request in flight ------------------------------------------------------------------------
+
+/// Answers one HTTP request exactly once and records its metrics under the route template (never
+/// the raw path, to keep label cardinality bounded). A request dropped without an answer (a bug)
+/// still gets a 500 from the destructor instead of leaving the client hanging.
+class exchange {
+public:
+  exchange(http_callback cb, bool msgpack, std::shared_ptr<node_metrics> metrics)
+    : cb_(std::move(cb)), msgpack_(msgpack), metrics_(std::move(metrics)),
+      started_(steady::now()) {}
+
+  ~exchange() {
+    if (cb_) reply(error_reply(errc::internal, "the gateway dropped this request", msgpack_));
+  }
+
+  exchange(const exchange&) = delete;
+  exchange& operator=(const exchange&) = delete;
+
+  void set_route(std::string route) { route_ = std::move(route); }
+  const std::string& route() const { return route_; }
+
+  void reply(http_reply r) {
+    if (!cb_) return;
+    if (metrics_) {
+      std::chrono::duration<double> took = steady::now() - started_;
+      metrics_->http_requests(route_, r.status).Increment();
+      metrics_->http_latency(route_).Observe(took.count());
+    }
+    auto cb = std::move(cb_);
+    cb_ = nullptr;
+    cb(std::move(r));
+  }
+
+  void document(int status, const json& body) { reply(document_reply(status, body, msgpack_)); }
+  void error(errc code, const std::string& message) {
+    reply(error_reply(code, message, msgpack_));
+  }
+  void error(const caf::error& err) { error(code_of(err), message_of(err)); }
+
+private:
+  http_callback cb_;
+  bool msgpack_;
+  std::shared_ptr<node_metrics> metrics_;
+  steady::time_point started_;
+  std::string route_ = "unmatched";
+};
+
+using exchange_ptr = std::shared_ptr<exchange>;
+
+// -- state ----------------------------------------------------------------------------------------
+
+struct device_entry {
+  const connector_config* connector = nullptr;
+  const device_config* device = nullptr;
+};
+
+struct gateway_state {
+  gateway_deps deps;
+  std::chrono::milliseconds timeout{10000};
+  std::map<std::string, device_entry> devices; ///< Device name -> its declaration.
+  log::logger log{"gateway"};
+  static inline const char* name = "gateway";
+};
+
+using gateway_actor = caf::stateful_actor<gateway_state>;
+
+/// Path parameters bound by a route pattern, in order of appearance.
+using path_params = std::vector<std::string>;
+
+using handler = void (*)(gateway_actor*, const exchange_ptr&, const path_params&,
+                         const http_request_data&);
+
+struct route {
+  std::string templ;                     ///< e.g. `/v1/devices/{device}`
+  std::vector<std::string> pattern;      ///< The template split at `/`.
+  std::map<std::string, handler> methods; ///< Method -> handler.
+};
+
+caf::actor supervisor_of(gateway_actor* self, const std::string& connector) {
+  auto& c = self->state.deps.connectors;
+  if (auto i = c.find(connector); i != c.end()) return i->second;
+  return nullptr;
 }
+
+const device_entry* find_device(gateway_actor* self, const std::string& name) {
+  auto& d = self->state.devices;
+  auto i = d.find(name);
+  return i == d.end() ? nullptr : &i->second;
+}
+
+// -- rendering ------------------------------------------------------------------------------------
+
+json optional_number(const std::optional<double>& d) {
+  return d ? json(*d) : json(nullptr);
+}
+
+json timestamp_json(timestamp ts) {
+  return ts == 0 ? json(nullptr) : json(format_timestamp(ts));
+}
+
+/// A point's current state: its reading if the bus has one, else "waiting for first reading".
+json point_state(const point_config& p, const point_reading* r) {
+  json j;
+  if (!r) {
+    j["value"] = nullptr;
+    j["unit"] = p.unit;
+    j["quality"] = to_string(quality::bad);
+    j["timestamp"] = nullptr;
+    j["reason"] = "waiting for first reading";
+    return j;
+  }
+  j["value"] = to_json(r->data);
+  j["unit"] = p.unit;
+  j["quality"] = to_string(r->q);
+  j["timestamp"] = timestamp_json(r->source_time);
+  if (r->q != quality::good) j["reason"] = r->reason;
+  return j;
+}
+
+json point_object(const point_config& p, const point_reading* r) {
+  json j = point_state(p, r);
+  j["name"] = p.name;
+  j["type"] = to_string(p.type);
+  j["writable"] = p.writable;
+  return j;
+}
+
+json point_objects(const device_config& d, const std::vector<point_reading>& readings) {
+  std::map<std::string, const point_reading*> by_point;
+  for (auto& r : readings) by_point[r.point] = &r;
+  json out = json::array();
+  for (auto& p : d.points) {
+    auto i = by_point.find(p.name);
+    out.push_back(point_object(p, i == by_point.end() ? nullptr : i->second));
+  }
+  return out;
+}
+
+json action_object(const action_config& a) {
+  json params = json::array();
+  for (auto& p : a.parameters) {
+    params.push_back({{"name", p.name},
+                      {"type", to_string(p.type)},
+                      {"required", p.required},
+                      {"min", optional_number(p.min)},
+                      {"max", optional_number(p.max)},
+                      {"default", p.default_value ? to_json(*p.default_value) : json(nullptr)}});
+  }
+  return {{"name", a.name},
+          {"description", a.description},
+          {"params", std::move(params)},
+          {"result", a.result ? json(to_string(*a.result)) : json(nullptr)}};
+}
+
+json device_summary(const connector_config& c, const device_config& d) {
+  json points = json::array();
+  for (auto& p : d.points) points.push_back(p.name);
+  json actions = json::array();
+  for (auto& a : d.actions) actions.push_back(a.name);
+  return {{"name", d.name},
+          {"connector", c.name},
+          {"labels", d.labels},
+          {"points", std::move(points)},
+          {"actions", std::move(actions)}};
+}
+
+/// What a supervisor said about its connector, or why it said nothing.
+struct status_answer {
+  const connector_config* config = nullptr;
+  std::optional<connector_status> status;
+  std::string failure;
+};
+
+json connector_object(const status_answer& a) {
+  json devices = json::array();
+  for (auto& d : a.config->devices) devices.push_back(d.name);
+  json j{{"name", a.config->name}, {"type", a.config->type}};
+  if (a.status) {
+    j["state"] = to_string(a.status->state);
+    j["restarts"] = a.status->restarts;
+    j["last_error"] = a.status->last_error;
+  } else {
+    j["state"] = "unknown";
+    j["restarts"] = nullptr;
+    j["last_error"] = a.failure;
+  }
+  j["devices"] = std::move(devices);
+  return j;
+}
+
+/// Asks every connector in `list` for its status in parallel; `done` runs once all answered or
+/// timed out.
+void collect_statuses(gateway_actor* self, std::vector<const connector_config*> list,
+                      std::function<void(std::vector<status_answer>&)> done) {
+  struct gather {
+    std::vector<status_answer> answers;
+    std::size_t pending = 0;
+    std::function<void(std::vector<status_answer>&)> done;
+  };
+  auto g = std::make_shared<gather>();
+  g->answers.resize(list.size());
+  g->pending = list.size();
+  g->done = std::move(done);
+  auto finish_one = [g] {
+    if (--g->pending == 0) g->done(g->answers);
+  };
+  if (list.empty()) {
+    g->done(g->answers);
+    return;
+  }
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    g->answers[i].config = list[i];
+    auto sup = supervisor_of(self, list[i]->name);
+    if (!sup) {
+      g->answers[i].failure = "no supervisor runs this connector";
+      finish_one();
+      continue;
+    }
+    self->request(sup, self->state.timeout, status_atom::value)
+      .then(
+        [g, i, finish_one](connector_status& s) {
+          g->answers[i].status = std::move(s);
+          finish_one();
+        },
+        [g, i, finish_one](caf::error& err) {
+          g->answers[i].failure = message_of(err);
+          finish_one();
+        });
+  }
+}
+
+// -- request bodies -------------------------------------------------------------------------------
+
+/// Parses a JSON body; on failure answers 400 naming the byte where parsing stopped.
+std::optional<json> parse_body(const exchange_ptr& ex, const std::string& body) {
+  try {
+    return json::parse(body);
+  } catch (const json::parse_error& e) {
+    ex->error(errc::bad_request,
+              "invalid JSON body at byte " + std::to_string(e.byte) + ": " + e.what());
+  } catch (const std::exception& e) {
+    ex->error(errc::bad_request, std::string{"invalid JSON body: "} + e.what());
+  }
+  return std::nullopt;
+}
+
+std::string describe_range(const parameter_config& p) {
+  if (p.min && p.max)
+    return "[" + json(*p.min).dump() + ", " + json(*p.max).dump() + "]";
+  if (p.min) return ">= " + json(*p.min).dump();
+  if (p.max) return "<= " + json(*p.max).dump();
+  return {};
+}
+
+std::optional<double> as_number(const value& v) {
+  if (auto* i = std::get_if<std::int64_t>(&v)) return static_cast<double>(*i);
+  if (auto* d = std::get_if<double>(&v)) return *d;
+  return std::nullopt;
+}
+
+/// Checks `body` against the action's declaration and fills `params`; returns the message of the
+/// first problem, naming the parameter and what was expected.
+std::optional<std::string> check_params(const action_config& a, const json& body,
+                                        std::map<std::string, value>& params) {
+  if (!body.is_object())
+    return std::string{"the body must be a JSON object of parameters, got "} + body.type_name();
+  for (auto& [key, val] : body.items()) {
+    if (a.parameter(key)) continue;
+    std::string known;
+    for (auto& p : a.parameters) known += (known.empty() ? "" : ", ") + p.name;
+    return "unknown parameter '" + key + "'; action '" + a.name + "' takes " +
+           (known.empty() ? std::string{"no parameters"} : known);
+  }
+  for (auto& p : a.parameters) {
+    auto it = body.find(p.name);
+    if (it == body.end() || it->is_null()) {
+      if (p.default_value) {
+        auto v = coerce(*p.default_value, p.type);
+        if (v) params[p.name] = *v;
+        continue;
+      }
+      if (p.required)
+        return "missing required parameter '" + p.name + "' (" + to_string(p.type) +
+               (describe_range(p).empty() ? "" : ", " + describe_range(p)) + ")";
+      continue;
+    }
+    std::string expected;
+    auto v = from_json(*it, p.type, expected);
+    if (!v)
+      return "parameter '" + p.name + "' must be " + expected + " (" + to_string(p.type) +
+             "), got " + it->dump();
+    if (auto n = as_number(*v); n && ((p.min && *n < *p.min) || (p.max && *n > *p.max)))
+      return "parameter '" + p.name + "' must be within " + describe_range(p) + ", got " +
+             it->dump();
+    params[p.name] = std::move(*v);
+  }
+  return std::nullopt;
+}
+
+// -- handlers -------------------------------------------------------------------------------------
+
+void get_health(gateway_actor*, const exchange_ptr& ex, const path_params&,
+                const http_request_data&) {
+  ex->document(200, {{"status", "ok"}});
+}
+
+void get_ready(gateway_actor* self, const exchange_ptr& ex, const path_params&,
+               const http_request_data&) {
+  std::vector<const connector_config*> list;
+  if (auto& cfg = self->state.deps.config)
+    for (auto& c : cfg->connectors) list.push_back(&c);
+  collect_statuses(self, std::move(list), [ex](std::vector<status_answer>& answers) {
+    json reasons = json::array();
+    for (auto& a : answers) {
+      auto who = "connector '" + a.config->name + "'";
+      if (!a.status)
+        reasons.push_back(who + " did not answer: " + a.failure);
+      else if (a.status->state == connector_state::failed ||
+               a.status->state == connector_state::starting)
+        reasons.push_back(who + " is " + to_string(a.status->state) +
+                          (a.status->last_error.empty() ? "" : ": " + a.status->last_error));
+    }
+    if (reasons.empty())
+      ex->document(200, {{"status", "ready"}});
+    else
+      ex->document(503, {{"status", "not ready"}, {"reasons", std::move(reasons)}});
+  });
+}
+
+void get_metrics(gateway_actor* self, const exchange_ptr& ex, const path_params&,
+                 const http_request_data&) {
+  http_reply r;
+  r.content_type = "text/plain; version=0.0.4";
+  if (auto& m = self->state.deps.metrics) r.body = m->serialize();
+  ex->reply(std::move(r));
+}
+
+void list_connectors(gateway_actor* self, const exchange_ptr& ex, const path_params&,
+                     const http_request_data&) {
+  std::vector<const connector_config*> list;
+  if (auto& cfg = self->state.deps.config)
+    for (auto& c : cfg->connectors) list.push_back(&c);
+  collect_statuses(self, std::move(list), [ex](std::vector<status_answer>& answers) {
+    json out = json::array();
+    for (auto& a : answers) out.push_back(connector_object(a));
+    ex->document(200, out);
+  });
+}
+
+void get_connector(gateway_actor* self, const exchange_ptr& ex, const path_params& pp,
+                   const http_request_data&) {
+  auto& cfg = self->state.deps.config;
+  const connector_config* c = cfg ? cfg->connector(pp[0]) : nullptr;
+  if (!c) return ex->error(errc::not_found, "no connector '" + pp[0] + "'");
+  collect_statuses(self, {c}, [ex](std::vector<status_answer>& answers) {
+    ex->document(200, connector_object(answers.front()));
+  });
+}
+
+void list_devices(gateway_actor* self, const exchange_ptr& ex, const path_params&,
+                  const http_request_data&) {
+  json out = json::array();
+  if (auto& cfg = self->state.deps.config)
+    for (auto& c : cfg->connectors)
+      for (auto& d : c.devices) out.push_back(device_summary(c, d));
+  ex->document(200, out);
+}
+
+/// The device's declaration; answers 404 and returns nullptr when there is none.
+const device_entry* device_or_404(gateway_actor* self, const exchange_ptr& ex,
+                                  const std::string& name) {
+  auto* e = find_device(self, name);
+  if (!e) ex->error(errc::not_found, "no device '" + name + "'");
+  return e;
+}
+
+/// Asks the bus for the device's latest readings, then runs `then` with them.
+void with_readings(gateway_actor* self, const exchange_ptr& ex, const std::string& device,
+                   std::function<void(std::vector<point_reading>&)> then) {
+  self->request(self->state.deps.bus, self->state.timeout, get_atom::value, device)
+    .then([then](std::vector<point_reading>& rs) { then(rs); },
+          [ex](caf::error& err) { ex->error(err); });
+}
+
+void get_device(gateway_actor* self, const exchange_ptr& ex, const path_params& pp,
+                const http_request_data&) {
+  auto* e = device_or_404(self, ex, pp[0]);
+  if (!e) return;
+  with_readings(self, ex, pp[0], [ex, e](std::vector<point_reading>& rs) {
+    json actions = json::array();
+    for (auto& a : e->device->actions) actions.push_back(action_object(a));
+    ex->document(200, {{"name", e->device->name},
+                       {"connector", e->connector->name},
+                       {"labels", e->device->labels},
+                       {"points", point_objects(*e->device, rs)},
+                       {"actions", std::move(actions)}});
+  });
+}
+
+void list_points(gateway_actor* self, const exchange_ptr& ex, const path_params& pp,
+                 const http_request_data&) {
+  auto* e = device_or_404(self, ex, pp[0]);
+  if (!e) return;
+  with_readings(self, ex, pp[0], [ex, e](std::vector<point_reading>& rs) {
+    ex->document(200, point_objects(*e->device, rs));
+  });
+}
+
+const point_config* point_or_404(const exchange_ptr& ex, const device_entry& e,
+                                 const std::string& name) {
+  auto* p = e.device->point(name);
+  if (!p) ex->error(errc::not_found, "device '" + e.device->name + "' has no point '" + name + "'");
+  return p;
+}
+
+void get_point(gateway_actor* self, const exchange_ptr& ex, const path_params& pp,
+               const http_request_data&) {
+  auto* e = device_or_404(self, ex, pp[0]);
+  if (!e) return;
+  auto* p = point_or_404(ex, *e, pp[1]);
+  if (!p) return;
+  self->request(self->state.deps.bus, self->state.timeout, get_atom::value, pp[0], pp[1])
+    .then([ex, p](point_reading& r) { ex->document(200, point_state(*p, &r)); },
+          [ex, p](caf::error& err) {
+            // The bus answers not_found until the first reading arrives: declared, not broken.
+            if (code_of(err) == errc::not_found)
+              ex->document(200, point_state(*p, nullptr));
+            else
+              ex->error(err);
+          });
+}
+
+void put_point(gateway_actor* self, const exchange_ptr& ex, const path_params& pp,
+               const http_request_data& req) {
+  auto* e = device_or_404(self, ex, pp[0]);
+  if (!e) return;
+  auto* p = point_or_404(ex, *e, pp[1]);
+  if (!p) return;
+  if (!p->writable)
+    return ex->error(errc::read_only, "point '" + pp[0] + "/" + pp[1] + "' is read-only");
+  auto body = parse_body(ex, req.body);
+  if (!body) return;
+  if (!body->is_object() || !body->contains("value") || body->size() != 1)
+    return ex->error(errc::bad_request,
+                     std::string{"the body must be {\"value\": ...} with a "} +
+                       to_string(p->type) + ", got " + body->dump());
+  std::string expected;
+  auto v = from_json(body->at("value"), p->type, expected);
+  if (!v)
+    return ex->error(errc::bad_request, "'value' must be " + expected + " (" +
+                                          to_string(p->type) + "), got " +
+                                          body->at("value").dump());
+  auto sup = supervisor_of(self, e->connector->name);
+  if (!sup)
+    return ex->error(errc::unavailable,
+                     "no supervisor runs connector '" + e->connector->name + "'");
+  self->request(sup, self->state.timeout, write_atom::value, pp[0], pp[1], std::move(*v))
+    .then([ex](value& written) { ex->document(200, {{"value", to_json(written)}}); },
+          [ex](caf::error& err) { ex->error(err); });
+}
+
+void call_action(gateway_actor* self, const exchange_ptr& ex, const path_params& pp,
+                 const http_request_data& req) {
+  auto* e = device_or_404(self, ex, pp[0]);
+  if (!e) return;
+  auto* a = e->device->action(pp[1]);
+  if (!a)
+    return ex->error(errc::not_found,
+                     "device '" + pp[0] + "' has no action '" + pp[1] + "'");
+  // An action without parameters may be called with an empty body.
+  json body = json::object();
+  if (req.body.find_first_not_of(" \t\r\n") != std::string::npos) {
+    auto parsed = parse_body(ex, req.body);
+    if (!parsed) return;
+    body = std::move(*parsed);
+  }
+  action_request call;
+  call.device = pp[0];
+  call.action = pp[1];
+  if (auto problem = check_params(*a, body, call.params))
+    return ex->error(errc::bad_request, *problem);
+  const auto& connector = e->connector->name;
+  auto sup = supervisor_of(self, connector);
+  if (!sup)
+    return ex->error(errc::unavailable, "no supervisor runs connector '" + connector + "'");
+  auto metrics = self->state.deps.metrics;
+  auto started = steady::now();
+  auto record = [metrics, connector, action = call.action, started](const char* outcome) {
+    if (!metrics) return;
+    std::chrono::duration<double> took = steady::now() - started;
+    metrics->action_calls(connector, action, outcome).Increment();
+    metrics->action_latency(connector).Observe(took.count());
+  };
+  self->request(sup, self->state.timeout, invoke_atom::value, std::move(call))
+    .then(
+      [ex, record](value& result) {
+        record("ok");
+        ex->document(200, {{"result", to_json(result)}});
+      },
+      [self, ex, record, connector, action = pp[1]](caf::error& err) {
+        record(to_string(code_of(err)));
+        self->state.log.warn("action failed", {{"connector", connector},
+                                               {"action", action},
+                                               {"error", message_of(err)}});
+        ex->error(err);
+      });
+}
+
+void stream_without_upgrade(gateway_actor*, const exchange_ptr& ex, const path_params&,
+                            const http_request_data&) {
+  ex->error(errc::bad_request, "/v1/stream expects a WebSocket upgrade request");
+}
+
+// -- routing --------------------------------------------------------------------------------------
+
+std::vector<std::string> split_template(const std::string& templ) {
+  return split_path(templ).value_or(std::vector<std::string>{});
+}
+
+const std::vector<route>& routes() {
+  static const std::vector<route> table = [] {
+    std::vector<route> t{
+      {"/healthz", {}, {{"GET", get_health}}},
+      {"/readyz", {}, {{"GET", get_ready}}},
+      {"/metrics", {}, {{"GET", get_metrics}}},
+      {"/v1/connectors", {}, {{"GET", list_connectors}}},
+      {"/v1/connectors/{name}", {}, {{"GET", get_connector}}},
+      {"/v1/devices", {}, {{"GET", list_devices}}},
+      {"/v1/devices/{device}", {}, {{"GET", get_device}}},
+      {"/v1/devices/{device}/points", {}, {{"GET", list_points}}},
+      {"/v1/devices/{device}/points/{point}", {}, {{"GET", get_point}, {"PUT", put_point}}},
+      {"/v1/devices/{device}/actions/{action}", {}, {{"POST", call_action}}},
+      {"/v1/stream", {}, {{"GET", stream_without_upgrade}}},
+    };
+    for (auto& r : t) r.pattern = split_template(r.templ);
+    return t;
+  }();
+  return table;
+}
+
+const route* match(const std::vector<std::string>& segments, path_params& params) {
+  for (auto& r : routes()) {
+    if (r.pattern.size() != segments.size()) continue;
+    path_params bound;
+    bool ok = true;
+    for (std::size_t i = 0; i < segments.size() && ok; ++i) {
+      auto& pat = r.pattern[i];
+      if (!pat.empty() && pat.front() == '{')
+        bound.push_back(segments[i]);
+      else
+        ok = pat == segments[i];
+    }
+    if (ok) {
+      params = std::move(bound);
+      return &r;
+    }
+  }
+  return nullptr;
+}
+
+void dispatch(gateway_actor* self, const http_request_data& req, http_callback& cb) {
+  auto ex = std::make_shared<exchange>(std::move(cb), wants_msgpack(req.accept),
+                                       self->state.deps.metrics);
+  auto segments = split_path(req.target);
+  if (!segments)
+    return ex->error(errc::bad_request, "malformed percent-encoding in the request path");
+  path_params params;
+  auto* r = match(*segments, params);
+  if (!r) return ex->error(errc::not_found, "no route for " + req.method + " " + req.target);
+  ex->set_route(r->templ);
+  auto h = r->methods.find(req.method);
+  if (h == r->methods.end()) {
+    std::string allow;
+    for (auto& [m, fn] : r->methods) allow += (allow.empty() ? "" : ", ") + m;
+    auto reply = error_reply(errc::bad_request, "method " + req.method + " is not allowed on " +
+                                                  r->templ + "; allowed: " + allow,
+                             wants_msgpack(req.accept));
+    reply.status = 405;
+    reply.headers.emplace_back("Allow", allow);
+    return ex->reply(std::move(reply));
+  }
+  h->second(self, ex, params, req);
+}
+
+caf::behavior gateway(gateway_actor* self, gateway_deps deps) {
+  auto& st = self->state;
+  st.deps = std::move(deps);
+  if (auto& cfg = st.deps.config) {
+    st.timeout = cfg->gateway.request_timeout;
+    for (auto& c : cfg->connectors)
+      for (auto& d : c.devices) st.devices.emplace(d.name, device_entry{&c, &d});
+  }
+  return {
+    [=](http_atom, http_request_data& req, http_callback& cb) {
+      // No exception may leave a handler; the exchange answers 500 if one cuts a request short.
+      try {
+        dispatch(self, req, cb);
+      } catch (const std::exception& e) {
+        self->state.log.error("request failed", {{"target", req.target}, {"error", e.what()}});
+      }
+    },
+  };
+}
+
+} // namespace
+
+caf::actor spawn_gateway(caf::actor_system& sys, gateway_deps deps) {
+  return sys.spawn(gateway, std::move(deps));
+}
+
 } // namespace manifold::gateway

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -38,6 +39,13 @@ public:
 
   http_server(const http_server&) = delete;
   http_server& operator=(const http_server&) = delete;
+
+  /// How long a client may take to send one complete request (header and body) before the
+  /// connection is cut; also how long an idle keep-alive connection stays open.
+  static constexpr std::chrono::milliseconds default_read_timeout{10000};
+
+  /// Overrides `default_read_timeout`; call before start().
+  void set_read_timeout(std::chrono::milliseconds timeout);
 
   /// Binds the listen address and starts serving. Returns an error message on failure.
   std::optional<std::string> start();

@@ -1,0 +1,212 @@
+#include "wire.hpp"
+
+#include <cmath>
+#include <limits>
+
+#include <msgpack.hpp>
+
+namespace manifold::gateway {
+
+namespace {
+
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+void pack(msgpack::packer<msgpack::sbuffer>& pk, const nlohmann::json& j) {
+  using t = nlohmann::json::value_t;
+  switch (j.type()) {
+    case t::null:
+    case t::discarded: pk.pack_nil(); break;
+    case t::boolean:
+      if (j.get<bool>()) pk.pack_true();
+      else pk.pack_false();
+      break;
+    case t::number_integer: pk.pack_int64(j.get<std::int64_t>()); break;
+    case t::number_unsigned: pk.pack_uint64(j.get<std::uint64_t>()); break;
+    case t::number_float: pk.pack_double(j.get<double>()); break;
+    case t::string: pk.pack(j.get_ref<const std::string&>()); break;
+    case t::binary: {
+      auto& b = j.get_binary();
+      pk.pack_bin(static_cast<std::uint32_t>(b.size()));
+      pk.pack_bin_body(reinterpret_cast<const char*>(b.data()),
+                       static_cast<std::uint32_t>(b.size()));
+      break;
+    }
+    case t::array:
+      pk.pack_array(static_cast<std::uint32_t>(j.size()));
+      for (auto& e : j) pack(pk, e);
+      break;
+    case t::object:
+      pk.pack_map(static_cast<std::uint32_t>(j.size()));
+      for (auto& [k, v] : j.items()) {
+        pk.pack(k);
+        pack(pk, v);
+      }
+      break;
+  }
+}
+
+} // namespace
+
+bool wants_msgpack(std::string_view accept) {
+  return accept.find(msgpack_content_type) != std::string_view::npos;
+}
+
+nlohmann::json to_json(const value& v) {
+  struct visitor {
+    nlohmann::json operator()(std::monostate) const { return nullptr; }
+    nlohmann::json operator()(bool b) const { return b; }
+    nlohmann::json operator()(std::int64_t i) const { return i; }
+    nlohmann::json operator()(double d) const {
+      // JSON has no NaN or infinity; null says "no number" honestly.
+      if (!std::isfinite(d)) return nullptr;
+      return d;
+    }
+    nlohmann::json operator()(const std::string& s) const { return s; }
+    nlohmann::json operator()(const bytes& b) const { return to_display_string(value{b}); }
+  };
+  return std::visit(visitor{}, v);
+}
+
+std::optional<value> from_json(const nlohmann::json& j, value_type t, std::string& expected) {
+  expected = std::string{"a value of type "} + to_string(t);
+  switch (t) {
+    case value_type::boolean:
+      expected = "true or false";
+      if (j.is_boolean()) return value{j.get<bool>()};
+      return std::nullopt;
+    case value_type::int64:
+    case value_type::float64: {
+      expected = t == value_type::int64 ? "an integer" : "a number";
+      value raw;
+      if (j.is_number_integer() && !j.is_number_unsigned()) {
+        raw = j.get<std::int64_t>();
+      } else if (j.is_number_unsigned()) {
+        auto u = j.get<std::uint64_t>();
+        if (u > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+          raw = static_cast<double>(u);
+        else
+          raw = static_cast<std::int64_t>(u);
+      } else if (j.is_number_float()) {
+        raw = j.get<double>();
+      } else {
+        return std::nullopt;
+      }
+      return coerce(raw, t);
+    }
+    case value_type::string:
+      expected = "a string";
+      if (j.is_string()) return value{j.get<std::string>()};
+      return std::nullopt;
+    case value_type::bytes: {
+      expected = "a hex string of even length";
+      if (!j.is_string()) return std::nullopt;
+      auto& s = j.get_ref<const std::string&>();
+      if (s.size() % 2 != 0) return std::nullopt;
+      bytes out;
+      out.reserve(s.size() / 2);
+      for (std::size_t i = 0; i < s.size(); i += 2) {
+        int hi = hex_digit(s[i]);
+        int lo = hex_digit(s[i + 1]);
+        if (hi < 0 || lo < 0) return std::nullopt;
+        out.push_back(static_cast<std::uint8_t>(hi * 16 + lo));
+      }
+      return value{std::move(out)};
+    }
+  }
+  return std::nullopt;
+}
+
+std::string encode_msgpack(const nlohmann::json& j) {
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> pk{&buf};
+  pack(pk, j);
+  return std::string{buf.data(), buf.size()};
+}
+
+http_reply document_reply(int status, const nlohmann::json& body, bool msgpack) {
+  http_reply r;
+  r.status = status;
+  if (msgpack) {
+    r.content_type = msgpack_content_type;
+    r.body = encode_msgpack(body);
+  } else {
+    r.content_type = json_content_type;
+    // Replace invalid UTF-8 (e.g. from a device string) rather than throw mid-reply.
+    r.body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  }
+  return r;
+}
+
+http_reply error_reply(errc code, const std::string& message, bool msgpack) {
+  nlohmann::json body{{"error", {{"code", to_string(code)}, {"message", message}}}};
+  return document_reply(http_status(code), body, msgpack);
+}
+
+std::optional<std::string> percent_decode(std::string_view in, bool plus_is_space) {
+  std::string out;
+  out.reserve(in.size());
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    char c = in[i];
+    if (c == '%') {
+      if (i + 2 >= in.size()) return std::nullopt;
+      int hi = hex_digit(in[i + 1]);
+      int lo = hex_digit(in[i + 2]);
+      if (hi < 0 || lo < 0) return std::nullopt;
+      out += static_cast<char>(hi * 16 + lo);
+      i += 2;
+    } else if (c == '+' && plus_is_space) {
+      out += ' ';
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+std::optional<std::vector<std::string>> split_path(std::string_view target) {
+  auto path = target.substr(0, target.find('?'));
+  std::vector<std::string> out;
+  std::size_t pos = 0;
+  while (pos < path.size()) {
+    if (path[pos] == '/') {
+      ++pos;
+      continue;
+    }
+    auto end = path.find('/', pos);
+    if (end == std::string_view::npos) end = path.size();
+    auto seg = percent_decode(path.substr(pos, end - pos));
+    if (!seg) return std::nullopt;
+    out.push_back(std::move(*seg));
+    pos = end;
+  }
+  return out;
+}
+
+std::map<std::string, std::string> parse_query(std::string_view target) {
+  std::map<std::string, std::string> out;
+  auto q = target.find('?');
+  if (q == std::string_view::npos) return out;
+  auto query = target.substr(q + 1);
+  std::size_t pos = 0;
+  while (pos <= query.size()) {
+    auto end = query.find('&', pos);
+    if (end == std::string_view::npos) end = query.size();
+    auto pair = query.substr(pos, end - pos);
+    if (!pair.empty()) {
+      auto eq = pair.find('=');
+      auto key = percent_decode(pair.substr(0, eq), true);
+      auto val = eq == std::string_view::npos ? std::optional<std::string>{""}
+                                              : percent_decode(pair.substr(eq + 1), true);
+      if (key && val) out[*key] = *val;
+    }
+    pos = end + 1;
+  }
+  return out;
+}
+
+} // namespace manifold::gateway
