@@ -1,6 +1,8 @@
 #include "manifold/actors/config.hpp"
 
+#include <algorithm>
 #include <cctype>
+#include <tuple>
 #include <cstdlib>
 #include <fstream>
 #include <limits>
@@ -16,6 +18,12 @@ std::string diagnostic::to_string() const {
 
 void diagnostics::add(source_location where, std::string message) {
   items_.push_back({std::move(where), std::move(message)});
+}
+
+void diagnostics::sort() {
+  std::stable_sort(items_.begin(), items_.end(), [](const diagnostic& a, const diagnostic& b) {
+    return std::tie(a.where.line, a.where.column) < std::tie(b.where.line, b.where.column);
+  });
 }
 
 std::string diagnostics::to_string() const {
@@ -377,6 +385,7 @@ public:
       read_root(root, cfg);
     }
     result.diag = std::move(diag_);
+    result.diag.sort();
     if (result.diag.empty()) result.config = std::move(cfg);
     return result;
   }

@@ -29,6 +29,8 @@ public:
   bool empty() const { return items_.empty(); }
   const std::vector<diagnostic>& items() const { return items_; }
   std::string to_string() const; ///< One diagnostic per line.
+  /// Orders the diagnostics by position in the file, the order a reader fixes them in.
+  void sort();
 
 private:
   std::vector<diagnostic> items_;
