@@ -80,15 +80,9 @@ std::optional<std::string> node_runtime::start() {
   d.bus = spawn_data_bus(*d.sys, d.metrics);
   for (auto& c : d.cfg->connectors) {
     auto* type = d.registry.find(c.type);
-    connectors::connector_context ctx;
     // Each connector gets a copy of its own section only: nothing of the others.
-    ctx.config = std::make_shared<const connector_config>(c);
-    ctx.bus = d.bus;
-    ctx.metrics = d.metrics;
-    ctx.transports = d.transports;
-    ctx.seed = connector_seed(d.cfg->id, c.name);
-    ctx.log = log::logger{c.type};
-    ctx.readings_counter = &d.metrics->readings(c.name);
+    auto ctx = connectors::make_connector_context(c, d.bus, d.metrics, d.transports,
+                                                  connector_seed(d.cfg->id, c.name));
     d.supervisors.emplace(c.name, supervision::spawn_connector_supervisor(*d.sys, *type, ctx));
   }
   gateway::gateway_deps deps{d.cfg, d.supervisors, d.bus, d.metrics};

@@ -1,6 +1,7 @@
 #include "manifold/supervision/connector_supervisor.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <deque>
 #include <random>
 
@@ -14,6 +15,7 @@
 
 #include "manifold/actors/errors.hpp"
 #include "manifold/actors/metrics.hpp"
+#include "manifold/actors/reading_queue.hpp"
 
 namespace manifold::supervision {
 
@@ -54,6 +56,38 @@ void set_up(supervisor_actor* self, bool up) {
   if (auto& m = self->state.ctx.metrics) m->connector_up(self->state.ctx.name()).Set(up ? 1 : 0);
 }
 
+/// Every lifecycle change goes through here so `manifold_connector_state` never disagrees with
+/// what `status` answers.
+void set_state(supervisor_actor* self, connector_state s) {
+  auto& st = self->state;
+  st.state = s;
+  if (auto& m = st.ctx.metrics) m->set_connector_state(st.ctx.name(), s);
+}
+
+void mark_restarted(supervisor_actor* self) {
+  auto& st = self->state;
+  if (!st.ctx.metrics) return;
+  auto now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch());
+  st.ctx.metrics->connector_last_restart(st.ctx.name()).Set(now.count());
+}
+
+/// The connector's own view (some devices unreachable) on top of the supervisor's lifecycle:
+/// running <-> degraded, with a warning when it degrades and a note when it recovers.
+void note_child_status(supervisor_actor* self, const connector_status& s) {
+  auto& st = self->state;
+  auto degraded = s.state == connector_state::degraded;
+  if (degraded && st.state == connector_state::running) {
+    set_state(self, connector_state::degraded);
+    std::string devices;
+    for (auto& d : s.unreachable_devices) devices += (devices.empty() ? "" : ",") + d;
+    st.log.warn("connector degraded: devices unreachable",
+                {{"connector", st.ctx.name()}, {"devices", devices}});
+  } else if (!degraded && st.state == connector_state::degraded) {
+    set_state(self, connector_state::running);
+    st.log.info("connector recovered: every device reachable", {{"connector", st.ctx.name()}});
+  }
+}
+
 void schedule_probe(supervisor_actor* self) {
   self->delayed_send(self, policy(self).health_interval, probe_atom::value,
                      self->state.generation);
@@ -65,7 +99,7 @@ void start_child(supervisor_actor* self) {
   // Linked: the supervisor traps the child's exit; the child dies with its supervisor.
   self->link_to(st.child);
   ++st.generation;
-  st.state = connector_state::running;
+  set_state(self, connector_state::running);
   st.started_at = steady::now();
   set_up(self, true);
   schedule_probe(self);
@@ -108,7 +142,7 @@ void on_crash(supervisor_actor* self, std::string error) {
   while (!st.recent_crashes.empty() && now - st.recent_crashes.front() > rc.window)
     st.recent_crashes.pop_front();
   if (st.recent_crashes.size() > rc.max_restarts) {
-    st.state = connector_state::failed;
+    set_state(self, connector_state::failed);
     st.log.error("connector failed: too many crashes, not restarting",
                  {{"connector", st.ctx.name()},
                   {"error", st.last_error},
@@ -116,7 +150,7 @@ void on_crash(supervisor_actor* self, std::string error) {
                   {"window_ms", std::to_string(rc.window.count())}});
     return;
   }
-  st.state = connector_state::restarting;
+  set_state(self, connector_state::restarting);
   ++st.restarts;
   if (auto& m = st.ctx.metrics) m->connector_restarts(st.ctx.name()).Increment();
   auto delay = next_backoff(st);
@@ -152,6 +186,12 @@ caf::behavior connector_supervisor(supervisor_actor* self, connectors::connector
   st.type = type;
   st.ctx = std::move(ctx);
   st.rng.seed(st.ctx.seed);
+  // A hand-made context without a queue still gets a bounded one; made once here, it outlives
+  // every restart of the child, so its counters do too.
+  if (!st.ctx.queue)
+    st.ctx.queue = std::make_shared<reading_queue>(st.ctx.name(), st.ctx.config->queue,
+                                                   st.ctx.metrics);
+  set_state(self, connector_state::starting);
   self->set_exit_handler([=](caf::exit_msg& msg) {
     auto& st = self->state;
     if (!st.child || msg.source != st.child.address()) {
@@ -161,7 +201,7 @@ caf::behavior connector_supervisor(supervisor_actor* self, connectors::connector
     }
     st.child = nullptr;
     if (!msg.reason || msg.reason == caf::exit_reason::user_shutdown) {
-      st.state = connector_state::stopped;
+      set_state(self, connector_state::stopped);
       set_up(self, false);
       return;
     }
@@ -176,13 +216,18 @@ caf::behavior connector_supervisor(supervisor_actor* self, connectors::connector
       if (st.child || generation != st.generation || st.state != connector_state::restarting)
         return;
       start_child(self);
+      mark_restarted(self);
       st.log.info("connector restarted", {{"connector", st.ctx.name()}});
     },
     [=](probe_atom, std::uint64_t generation) {
       auto& st = self->state;
       if (!st.child || generation != st.generation) return;
       self->request(st.child, policy(self).health_timeout, status_atom::value)
-        .then([=](connector_status&) { schedule_probe(self); },
+        .then(
+              [=](connector_status& s) {
+                if (generation == self->state.generation) note_child_status(self, s);
+                schedule_probe(self);
+              },
               [=](caf::error& err) {
                 auto& st = self->state;
                 if (!st.child || generation != st.generation) return;
@@ -197,7 +242,7 @@ caf::behavior connector_supervisor(supervisor_actor* self, connectors::connector
     [=](stop_atom) -> connector_status {
       auto& st = self->state;
       drop_child(self, caf::exit_reason::user_shutdown);
-      st.state = connector_state::stopped;
+      set_state(self, connector_state::stopped);
       set_up(self, false);
       st.log.info("connector stopped on request", {{"connector", st.ctx.name()}});
       return own_status(self);
@@ -219,6 +264,7 @@ caf::behavior connector_supervisor(supervisor_actor* self, connectors::connector
       st.recent_crashes.clear();
       st.backoff = 0ms;
       start_child(self);
+      mark_restarted(self);
       st.log.info("connector restarted on request", {{"connector", st.ctx.name()}});
       return own_status(self);
     },
@@ -239,14 +285,17 @@ caf::behavior connector_supervisor(supervisor_actor* self, connectors::connector
       auto base = own_status(self);
       if (!st.child) return base;
       auto rp = self->make_response_promise<connector_status>();
+      auto generation = st.generation;
       self->request(st.child, policy(self).health_timeout, status_atom::value)
         .then(
           [=](connector_status& s) mutable {
             // Lifecycle is the supervisor's to say; the connector only adds "some devices
             // unreachable".
             auto out = base;
-            if (s.state == connector_state::degraded && base.state == connector_state::running)
-              out.state = connector_state::degraded;
+            if (generation == self->state.generation) {
+              note_child_status(self, s);
+              out.state = self->state.state;
+            }
             out.unreachable_devices = std::move(s.unreachable_devices);
             rp.deliver(std::move(out));
           },

@@ -125,10 +125,7 @@ struct supervision_test : ::testing::Test {
     cfg = *loaded.config;
     bus = spawn_data_bus(*sys, metrics);
     for (auto& c : cfg.connectors) {
-      connectors::connector_context ctx;
-      ctx.config = std::make_shared<const connector_config>(c);
-      ctx.bus = bus;
-      ctx.metrics = metrics;
+      auto ctx = connectors::make_connector_context(c, bus, metrics, nullptr);
       sups[c.name] = supervision::spawn_connector_supervisor(*sys, *registry.find(c.type), ctx);
     }
   }
