@@ -32,7 +32,7 @@ public:
     p.name = "ticks";
     p.type = value_type::int64;
     d.points.push_back(p);
-    for (auto name : {"crash", "hang"}) {
+    for (auto name : {"crash", "hang", "degrade"}) {
       action_config a;
       a.name = name;
       d.actions.push_back(a);
@@ -52,6 +52,7 @@ std::shared_future<void> hang_gate = hang_release.get_future().share();
 struct crashy_state {
   connectors::connector_context ctx;
   std::int64_t ticks = 0;
+  bool degraded = false; ///< Set by the "degrade" action: reports its device unreachable.
 };
 
 caf::behavior crashy(caf::stateful_actor<crashy_state>* self, connectors::connector_context ctx) {
@@ -68,6 +69,10 @@ caf::behavior crashy(caf::stateful_actor<crashy_state>* self, connectors::connec
       self->delayed_send(self, st.ctx.config->poll_interval, poll_atom::value);
     },
     [=](invoke_atom, action_request& req) -> value {
+      if (req.action == "degrade") {
+        self->state.degraded = true;
+        return value{};
+      }
       if (req.action == "hang") {
         // Deliberately blocks its scheduler thread, as a connector stuck in a library call would.
         hang_gate.wait_for(30s);
@@ -75,7 +80,14 @@ caf::behavior crashy(caf::stateful_actor<crashy_state>* self, connectors::connec
       }
       throw std::runtime_error("crash on command");
     },
-    [=](status_atom) { return connector_status{}; },
+    [=](status_atom) {
+      connector_status s;
+      if (self->state.degraded) {
+        s.state = connector_state::degraded;
+        s.unreachable_devices = {"f1"};
+      }
+      return s;
+    },
   };
 }
 
@@ -173,6 +185,14 @@ struct supervision_test : ::testing::Test {
     }));
   }
 
+  /// The value of the metric series `series` (name and labels), or -1 when it does not exist.
+  double metric(const std::string& series) {
+    auto text = metrics->serialize();
+    auto pos = text.find("\n" + series + " ");
+    if (pos == std::string::npos) return -1;
+    return std::stod(text.substr(pos + series.size() + 2));
+  }
+
   caf::error invoke(const std::string& connector, action_request req) {
     caf::scoped_actor self{*sys};
     caf::error out;
@@ -213,6 +233,40 @@ TEST_F(supervision_test, crashed_group_restarts_and_the_healthy_one_keeps_runnin
   EXPECT_NE(metrics_text.find("manifold_connector_restarts_total{connector=\"faulty\"} 1"),
             std::string::npos)
     << metrics_text;
+  EXPECT_EQ(metric("manifold_connector_state{connector=\"faulty\",state=\"running\"}"), 1);
+  EXPECT_EQ(metric("manifold_connector_state{connector=\"faulty\",state=\"restarting\"}"), 0);
+  EXPECT_EQ(metric("manifold_connector_state{connector=\"healthy\",state=\"running\"}"), 1);
+  // The restart happened during this test: its timestamp is recent, the healthy one has none.
+  auto now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch());
+  auto last = metric("manifold_connector_last_restart_timestamp_seconds{connector=\"faulty\"}");
+  EXPECT_GT(last, now.count() - 60);
+  EXPECT_LE(last, now.count() + 1);
+  EXPECT_EQ(metric("manifold_connector_last_restart_timestamp_seconds{connector=\"healthy\"}"),
+            -1);
+}
+
+TEST_F(supervision_test, a_degraded_connector_shows_in_status_and_metrics_and_recovers) {
+  ASSERT_TRUE(test::wait_until([&] { return latest("f1", "ticks").value_or(0) > 0; }));
+  EXPECT_EQ(metric("manifold_connector_state{connector=\"faulty\",state=\"degraded\"}"), 0);
+  EXPECT_FALSE(invoke("faulty", {"f1", "degrade", {}}));
+
+  // The health probe (every 50 ms) notices without anyone asking for the status.
+  ASSERT_TRUE(test::wait_until([&] {
+    return metric("manifold_connector_state{connector=\"faulty\",state=\"degraded\"}") == 1;
+  }));
+  EXPECT_EQ(metric("manifold_connector_state{connector=\"faulty\",state=\"running\"}"), 0);
+  auto s = status("faulty");
+  EXPECT_EQ(s.state, connector_state::degraded);
+  EXPECT_EQ(s.unreachable_devices, std::vector<std::string>{"f1"});
+
+  // A fresh instance reports every device reachable again.
+  EXPECT_EQ(lifecycle("faulty", caf::atom("restart")).state, connector_state::running);
+  ASSERT_TRUE(test::wait_until([&] {
+    return metric("manifold_connector_state{connector=\"faulty\",state=\"running\"}") == 1;
+  }));
+  EXPECT_EQ(metric("manifold_connector_state{connector=\"faulty\",state=\"degraded\"}"), 0);
+  EXPECT_EQ(status("faulty").state, connector_state::running);
+  EXPECT_GT(metric("manifold_connector_last_restart_timestamp_seconds{connector=\"faulty\"}"), 0);
 }
 
 TEST_F(supervision_test, repeated_crashes_keep_being_restarted) {
