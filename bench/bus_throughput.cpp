@@ -114,7 +114,8 @@ double manifold_rate(caf::actor_system& sys, std::size_t n, std::size_t& ws_rece
   // The subscription is registered asynchronously; wait until the bus delivers to it.
   connector_config cc;
   cc.name = "bench";
-  cc.queue.capacity = batch; // One barrier round fits: nothing dropped, the bench measures delivery.
+  // One barrier round fits in the queue: nothing is dropped, the bench measures delivery.
+  cc.queue.capacity = batch;
   auto ctx = connectors::make_connector_context(cc, bus, metrics, nullptr);
   auto gauge_ready = [&] {
     return metrics->serialize().find("manifold_stream_subscribers 1") != std::string::npos;

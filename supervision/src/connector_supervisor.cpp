@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <deque>
 #include <random>
 
@@ -117,8 +118,9 @@ void drop_child(supervisor_actor* self, const caf::error& reason) {
 
 /// The delay before the next restart: doubles from the initial backoff up to the maximum, with
 /// up to 20% jitter (from the seeded source, so a replay gives the same delays) so that many
-/// connectors failing together do not restart in lockstep.
-std::chrono::milliseconds next_backoff(supervisor_state& st) {
+/// connectors failing together do not restart in lockstep. In microseconds: jitter on a 1 ms
+/// backoff truncated to whole milliseconds would be no backoff at all.
+std::chrono::microseconds next_backoff(supervisor_state& st) {
   auto& rc = st.ctx.config->restart;
   // A child that ran longer than the maximum backoff was healthy: start the ladder again.
   if (st.backoff.count() == 0 || steady::now() - st.started_at > rc.max_backoff)
@@ -126,8 +128,14 @@ std::chrono::milliseconds next_backoff(supervisor_state& st) {
   else
     st.backoff = std::min(st.backoff * 2, rc.max_backoff);
   std::uniform_real_distribution<double> jitter{0.8, 1.0};
-  return std::chrono::milliseconds{
-    static_cast<std::int64_t>(static_cast<double>(st.backoff.count()) * jitter(st.rng))};
+  std::chrono::duration<double, std::micro> backoff = st.backoff;
+  return std::chrono::microseconds{static_cast<std::int64_t>(backoff.count() * jitter(st.rng))};
+}
+
+std::string milliseconds_text(std::chrono::microseconds d) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.1f", static_cast<double>(d.count()) / 1000.0);
+  return buf;
 }
 
 /// A crash of the current child: restart after backoff, or give up when the restart intensity
@@ -158,7 +166,7 @@ void on_crash(supervisor_actor* self, std::string error) {
               {{"connector", st.ctx.name()},
                {"error", st.last_error},
                {"restarts", std::to_string(st.restarts)},
-               {"backoff_ms", std::to_string(delay.count())}});
+               {"backoff_ms", milliseconds_text(delay)}});
   self->delayed_send(self, delay, respawn_atom::value, st.generation);
 }
 

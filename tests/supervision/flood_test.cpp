@@ -29,7 +29,7 @@ using namespace std::chrono_literals;
 constexpr std::size_t burst_size = 10000;
 constexpr std::size_t payload_bytes = 300;
 
-// -- a connector that floods on command ------------------------------------------------------------
+// -- a connector that floods on command -----------------------------------------------------------
 
 class flood_schema : public config::connector_schema {
 public:
@@ -145,7 +145,7 @@ private:
   bool out_of_order_ = false;
 };
 
-// -- process memory --------------------------------------------------------------------------------
+// -- process memory -------------------------------------------------------------------------------
 
 /// A `/proc/self/status` field in bytes (VmRSS, VmHWM), or 0.
 std::size_t status_bytes(const std::string& field) {
@@ -164,7 +164,7 @@ bool reset_peak_rss() {
   return static_cast<bool>(out);
 }
 
-// -- fixture ---------------------------------------------------------------------------------------
+// -- fixture --------------------------------------------------------------------------------------
 
 const char* config_text = R"(connectors:
   - name: flooder
