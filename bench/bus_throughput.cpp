@@ -112,12 +112,11 @@ double manifold_rate(caf::actor_system& sys, std::size_t n, std::size_t& ws_rece
   std::thread client{[&] { ws_client(http.port(), counter); }};
   while (!counter.ready) std::this_thread::yield();
   // The subscription is registered asynchronously; wait until the bus delivers to it.
-  connectors::connector_context ctx;
-  auto cc = std::make_shared<connector_config>();
-  cc->name = "bench";
-  ctx.config = cc;
-  ctx.bus = bus;
-  ctx.readings_counter = &metrics->readings("bench");
+  connector_config cc;
+  cc.name = "bench";
+  // One barrier round fits in the queue: nothing is dropped, the bench measures delivery.
+  cc.queue.capacity = batch;
+  auto ctx = connectors::make_connector_context(cc, bus, metrics, nullptr);
   auto gauge_ready = [&] {
     return metrics->serialize().find("manifold_stream_subscribers 1") != std::string::npos;
   };

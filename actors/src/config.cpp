@@ -506,6 +506,14 @@ private:
         rr.error("max_backoff", "'max_backoff' must not be shorter than 'initial_backoff'");
       rr.finish();
     }
+    if (auto qs = r.take("queue"); qs.IsDefined() && !qs.IsNull()) {
+      auto qr = reader(qs, "'queue'");
+      if (auto v = qr.get_int("capacity", 1, 1 << 20)) c.queue.capacity = *v;
+      if (auto v = qr.get_enum("overflow", {"drop_oldest", "drop_newest"}))
+        c.queue.overflow =
+          *v == "drop_newest" ? overflow_policy::drop_newest : overflow_policy::drop_oldest;
+      qr.finish();
+    }
     if (schema) schema->parse_connector(r, c);
     auto devices = r.take("devices");
     if (!devices.IsDefined() || devices.IsNull()) {

@@ -2,6 +2,8 @@
 
 #include <prometheus/text_serializer.h>
 
+#include "manifold/actors/messages.hpp"
+
 namespace manifold {
 
 namespace {
@@ -43,6 +45,22 @@ node_metrics::node_metrics() : registry_(std::make_shared<prometheus::Registry>(
   connector_up_ = &prometheus::BuildGauge()
                      .Name("manifold_connector_up")
                      .Help("1 while the connector group runs, 0 while it restarts or failed")
+                     .Register(r);
+  connector_state_ = &prometheus::BuildGauge()
+                        .Name("manifold_connector_state")
+                        .Help("1 for the connector group's current state, 0 for the others")
+                        .Register(r);
+  queue_depth_ = &prometheus::BuildGauge()
+                    .Name("manifold_connector_queue_depth")
+                    .Help("Readings waiting in the connector's queue for the data bus")
+                    .Register(r);
+  dropped_ = &prometheus::BuildCounter()
+                .Name("manifold_connector_dropped_total")
+                .Help("Readings dropped because the connector's queue was full")
+                .Register(r);
+  last_restart_ = &prometheus::BuildGauge()
+                     .Name("manifold_connector_last_restart_timestamp_seconds")
+                     .Help("Unix time of the connector group's last restart")
                      .Register(r);
   stream_dropped_ = &prometheus::BuildCounter()
                        .Name("manifold_stream_dropped_total")
@@ -86,6 +104,28 @@ prometheus::Counter& node_metrics::connector_restarts(const std::string& connect
 
 prometheus::Gauge& node_metrics::connector_up(const std::string& connector) {
   return connector_up_->Add({{"connector", connector}});
+}
+
+void node_metrics::set_connector_state(const std::string& connector, connector_state state) {
+  static constexpr connector_state all[] = {
+    connector_state::starting,   connector_state::running, connector_state::degraded,
+    connector_state::restarting, connector_state::failed,  connector_state::stopped,
+  };
+  for (auto s : all)
+    connector_state_->Add({{"connector", connector}, {"state", to_string(s)}})
+      .Set(s == state ? 1 : 0);
+}
+
+prometheus::Gauge& node_metrics::connector_queue_depth(const std::string& connector) {
+  return queue_depth_->Add({{"connector", connector}});
+}
+
+prometheus::Counter& node_metrics::connector_dropped(const std::string& connector) {
+  return dropped_->Add({{"connector", connector}});
+}
+
+prometheus::Gauge& node_metrics::connector_last_restart(const std::string& connector) {
+  return last_restart_->Add({{"connector", connector}});
 }
 
 prometheus::Counter& node_metrics::stream_dropped() {

@@ -84,15 +84,9 @@ std::optional<std::string> node_runtime::start() {
   supervision::group_list groups;
   for (auto& c : d.cfg->connectors) {
     auto* type = d.registry.find(c.type);
-    connectors::connector_context ctx;
     // Each connector gets a copy of its own section only: nothing of the others.
-    ctx.config = std::make_shared<const connector_config>(c);
-    ctx.bus = d.bus;
-    ctx.metrics = d.metrics;
-    ctx.transports = d.transports;
-    ctx.seed = connector_seed(d.cfg->id, c.name);
-    ctx.log = log::logger{c.type};
-    ctx.readings_counter = &d.metrics->readings(c.name);
+    auto ctx = connectors::make_connector_context(c, d.bus, d.metrics, d.transports,
+                                                  connector_seed(d.cfg->id, c.name));
     auto group = supervision::spawn_connector_supervisor(*d.sys, *type, ctx, d.root);
     d.supervisors.emplace(c.name, group);
     groups.emplace_back(c.name, group);

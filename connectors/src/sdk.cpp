@@ -11,9 +11,46 @@
 
 namespace manifold::connectors {
 
+connector_context make_connector_context(const connector_config& config, caf::actor bus,
+                                         std::shared_ptr<node_metrics> metrics,
+                                         std::shared_ptr<transport_factory> transports,
+                                         std::uint64_t seed) {
+  connector_context ctx;
+  ctx.config = std::make_shared<const connector_config>(config);
+  ctx.bus = std::move(bus);
+  ctx.transports = std::move(transports);
+  ctx.seed = seed;
+  if (!config.type.empty()) ctx.log = log::logger{config.type};
+  if (metrics) ctx.readings_counter = &metrics->readings(config.name);
+  ctx.queue = std::make_shared<reading_queue>(config.name, config.queue, metrics);
+  ctx.metrics = std::move(metrics);
+  return ctx;
+}
+
+namespace {
+
+void enqueue(caf::event_based_actor* self, const connector_context& ctx, point_reading r) {
+  if (!ctx.queue) {
+    self->send(ctx.bus, publish_atom::value, std::move(r));
+    return;
+  }
+  auto res = ctx.queue->push(std::move(r));
+  if (res.wake) self->send(ctx.bus, publish_atom::value, ctx.queue);
+  if (res.dropped && ctx.queue->drop_log_due())
+    ctx.log.warn("reading queue full, dropping readings",
+                 {{"connector", ctx.name()},
+                  {"policy", ctx.queue->overflow() == overflow_policy::drop_newest
+                               ? "drop_newest"
+                               : "drop_oldest"},
+                  {"capacity", std::to_string(ctx.queue->capacity())},
+                  {"dropped_total", std::to_string(ctx.queue->dropped())}});
+}
+
+} // namespace
+
 void publish(caf::event_based_actor* self, const connector_context& ctx, point_reading r) {
   if (ctx.readings_counter) ctx.readings_counter->Increment();
-  self->send(ctx.bus, publish_atom::value, std::move(r));
+  enqueue(self, ctx, std::move(r));
 }
 
 void publish_stale(caf::event_based_actor* self, const connector_context& ctx,
@@ -27,7 +64,7 @@ void publish_stale(caf::event_based_actor* self, const connector_context& ctx,
     r.q = quality::stale;
     r.reason = reason;
     r.source_time = now;
-    self->send(ctx.bus, publish_atom::value, std::move(r));
+    enqueue(self, ctx, std::move(r));
   }
 }
 

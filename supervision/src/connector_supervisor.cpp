@@ -1,6 +1,8 @@
 #include "manifold/supervision/connector_supervisor.hpp"
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <deque>
 #include <random>
 
@@ -14,6 +16,7 @@
 
 #include "manifold/actors/errors.hpp"
 #include "manifold/actors/metrics.hpp"
+#include "manifold/actors/reading_queue.hpp"
 
 namespace manifold::supervision {
 
@@ -55,6 +58,38 @@ void set_up(supervisor_actor* self, bool up) {
   if (auto& m = self->state.ctx.metrics) m->connector_up(self->state.ctx.name()).Set(up ? 1 : 0);
 }
 
+/// Every lifecycle change goes through here so `manifold_connector_state` never disagrees with
+/// what `status` answers.
+void set_state(supervisor_actor* self, connector_state s) {
+  auto& st = self->state;
+  st.state = s;
+  if (auto& m = st.ctx.metrics) m->set_connector_state(st.ctx.name(), s);
+}
+
+void mark_restarted(supervisor_actor* self) {
+  auto& st = self->state;
+  if (!st.ctx.metrics) return;
+  auto now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch());
+  st.ctx.metrics->connector_last_restart(st.ctx.name()).Set(now.count());
+}
+
+/// The connector's own view (some devices unreachable) on top of the supervisor's lifecycle:
+/// running <-> degraded, with a warning when it degrades and a note when it recovers.
+void note_child_status(supervisor_actor* self, const connector_status& s) {
+  auto& st = self->state;
+  auto degraded = s.state == connector_state::degraded;
+  if (degraded && st.state == connector_state::running) {
+    set_state(self, connector_state::degraded);
+    std::string devices;
+    for (auto& d : s.unreachable_devices) devices += (devices.empty() ? "" : ",") + d;
+    st.log.warn("connector degraded: devices unreachable",
+                {{"connector", st.ctx.name()}, {"devices", devices}});
+  } else if (!degraded && st.state == connector_state::degraded) {
+    set_state(self, connector_state::running);
+    st.log.info("connector recovered: every device reachable", {{"connector", st.ctx.name()}});
+  }
+}
+
 void schedule_probe(supervisor_actor* self) {
   self->delayed_send(self, policy(self).health_interval, probe_atom::value,
                      self->state.generation);
@@ -66,7 +101,7 @@ void start_child(supervisor_actor* self) {
   // Linked: the supervisor traps the child's exit; the child dies with its supervisor.
   self->link_to(st.child);
   ++st.generation;
-  st.state = connector_state::running;
+  set_state(self, connector_state::running);
   st.started_at = steady::now();
   set_up(self, true);
   schedule_probe(self);
@@ -84,8 +119,9 @@ void drop_child(supervisor_actor* self, const caf::error& reason) {
 
 /// The delay before the next restart: doubles from the initial backoff up to the maximum, with
 /// up to 20% jitter (from the seeded source, so a replay gives the same delays) so that many
-/// connectors failing together do not restart in lockstep.
-std::chrono::milliseconds next_backoff(supervisor_state& st) {
+/// connectors failing together do not restart in lockstep. In microseconds: jitter on a 1 ms
+/// backoff truncated to whole milliseconds would be no backoff at all.
+std::chrono::microseconds next_backoff(supervisor_state& st) {
   auto& rc = st.ctx.config->restart;
   // A child that ran longer than the maximum backoff was healthy: start the ladder again.
   if (st.backoff.count() == 0 || steady::now() - st.started_at > rc.max_backoff)
@@ -93,8 +129,14 @@ std::chrono::milliseconds next_backoff(supervisor_state& st) {
   else
     st.backoff = std::min(st.backoff * 2, rc.max_backoff);
   std::uniform_real_distribution<double> jitter{0.8, 1.0};
-  return std::chrono::milliseconds{
-    static_cast<std::int64_t>(static_cast<double>(st.backoff.count()) * jitter(st.rng))};
+  std::chrono::duration<double, std::micro> backoff = st.backoff;
+  return std::chrono::microseconds{static_cast<std::int64_t>(backoff.count() * jitter(st.rng))};
+}
+
+std::string milliseconds_text(std::chrono::microseconds d) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.1f", static_cast<double>(d.count()) / 1000.0);
+  return buf;
 }
 
 void escalate(supervisor_actor* self) {
@@ -114,13 +156,13 @@ void on_crash(supervisor_actor* self, std::string error) {
   while (!st.recent_crashes.empty() && now - st.recent_crashes.front() > rc.window)
     st.recent_crashes.pop_front();
   if (rc.kind == restart_kind::temporary) {
-    st.state = connector_state::failed;
+    set_state(self, connector_state::failed);
     st.log.error("temporary connector crashed, not restarting",
                  {{"connector", st.ctx.name()}, {"error", st.last_error}});
     return;
   }
   if (st.recent_crashes.size() > rc.max_restarts) {
-    st.state = connector_state::failed;
+    set_state(self, connector_state::failed);
     st.log.error("connector failed: too many crashes, not restarting",
                  {{"connector", st.ctx.name()},
                   {"error", st.last_error},
@@ -129,7 +171,7 @@ void on_crash(supervisor_actor* self, std::string error) {
     escalate(self);
     return;
   }
-  st.state = connector_state::restarting;
+  set_state(self, connector_state::restarting);
   ++st.restarts;
   if (auto& m = st.ctx.metrics) m->connector_restarts(st.ctx.name()).Increment();
   auto delay = next_backoff(st);
@@ -137,7 +179,7 @@ void on_crash(supervisor_actor* self, std::string error) {
               {{"connector", st.ctx.name()},
                {"error", st.last_error},
                {"restarts", std::to_string(st.restarts)},
-               {"backoff_ms", std::to_string(delay.count())}});
+               {"backoff_ms", milliseconds_text(delay)}});
   self->delayed_send(self, delay, respawn_atom::value, st.generation);
 }
 
@@ -166,6 +208,12 @@ caf::behavior connector_supervisor(supervisor_actor* self, connectors::connector
   st.type = type;
   st.ctx = std::move(ctx);
   st.rng.seed(st.ctx.seed);
+  // A hand-made context without a queue still gets a bounded one; made once here, it outlives
+  // every restart of the child, so its counters do too.
+  if (!st.ctx.queue)
+    st.ctx.queue = std::make_shared<reading_queue>(st.ctx.name(), st.ctx.config->queue,
+                                                   st.ctx.metrics);
+  set_state(self, connector_state::starting);
   self->set_exit_handler([=](caf::exit_msg& msg) {
     auto& st = self->state;
     if (!st.child || msg.source != st.child.address()) {
@@ -176,7 +224,7 @@ caf::behavior connector_supervisor(supervisor_actor* self, connectors::connector
     st.child = nullptr;
     bool normal = !msg.reason || msg.reason == caf::exit_reason::user_shutdown;
     if (normal && policy(self).kind != restart_kind::permanent) {
-      st.state = connector_state::stopped;
+      set_state(self, connector_state::stopped);
       set_up(self, false);
       st.log.info("connector exited normally", {{"connector", st.ctx.name()}});
       return;
@@ -192,13 +240,18 @@ caf::behavior connector_supervisor(supervisor_actor* self, connectors::connector
       if (st.child || generation != st.generation || st.state != connector_state::restarting)
         return;
       start_child(self);
+      mark_restarted(self);
       st.log.info("connector restarted", {{"connector", st.ctx.name()}});
     },
     [=](probe_atom, std::uint64_t generation) {
       auto& st = self->state;
       if (!st.child || generation != st.generation) return;
       self->request(st.child, policy(self).health_timeout, status_atom::value)
-        .then([=](connector_status&) { schedule_probe(self); },
+        .then(
+              [=](connector_status& s) {
+                if (generation == self->state.generation) note_child_status(self, s);
+                schedule_probe(self);
+              },
               [=](caf::error& err) {
                 auto& st = self->state;
                 if (!st.child || generation != st.generation) return;
@@ -213,7 +266,7 @@ caf::behavior connector_supervisor(supervisor_actor* self, connectors::connector
     [=](stop_atom) -> connector_status {
       auto& st = self->state;
       drop_child(self, caf::exit_reason::user_shutdown);
-      st.state = connector_state::stopped;
+      set_state(self, connector_state::stopped);
       set_up(self, false);
       st.log.info("connector stopped on request", {{"connector", st.ctx.name()}});
       return own_status(self);
@@ -235,6 +288,7 @@ caf::behavior connector_supervisor(supervisor_actor* self, connectors::connector
       st.recent_crashes.clear();
       st.backoff = 0ms;
       start_child(self);
+      mark_restarted(self);
       st.log.info("connector restarted on request", {{"connector", st.ctx.name()}});
       return own_status(self);
     },
@@ -255,14 +309,17 @@ caf::behavior connector_supervisor(supervisor_actor* self, connectors::connector
       auto base = own_status(self);
       if (!st.child) return base;
       auto rp = self->make_response_promise<connector_status>();
+      auto generation = st.generation;
       self->request(st.child, policy(self).health_timeout, status_atom::value)
         .then(
           [=](connector_status& s) mutable {
             // Lifecycle is the supervisor's to say; the connector only adds "some devices
             // unreachable".
             auto out = base;
-            if (s.state == connector_state::degraded && base.state == connector_state::running)
-              out.state = connector_state::degraded;
+            if (generation == self->state.generation) {
+              note_child_status(self, s);
+              out.state = self->state.state;
+            }
             out.unreachable_devices = std::move(s.unreachable_devices);
             rp.deliver(std::move(out));
           },

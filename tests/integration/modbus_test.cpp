@@ -189,10 +189,8 @@ protected:
 
     bus_ = spawn_data_bus(sys_, nullptr);
     for (auto& cc : config_.connectors) {
-      connectors::connector_context ctx;
-      ctx.config = std::make_shared<const connector_config>(cc);
-      ctx.bus = bus_;
-      ctx.transports = connectors::make_real_transports();
+      auto ctx = connectors::make_connector_context(cc, bus_, nullptr,
+                                                    connectors::make_real_transports());
       auto* type = registry_.find(cc.type);
       ASSERT_NE(type, nullptr);
       supervisors_.push_back(supervision::spawn_connector_supervisor(sys_, *type, ctx));

@@ -23,7 +23,7 @@ public:
     p.name = "ticks";
     p.type = value_type::int64;
     d.points.push_back(p);
-    for (auto name : {"crash", "hang"}) {
+    for (auto name : {"crash", "hang", "degrade"}) {
       action_config a;
       a.name = name;
       d.actions.push_back(a);
@@ -43,6 +43,7 @@ inline std::shared_future<void> hang_gate = hang_release.get_future().share();
 struct crashy_state {
   connectors::connector_context ctx;
   std::int64_t ticks = 0;
+  bool degraded = false; ///< Set by the "degrade" action: reports its device unreachable.
 };
 
 inline caf::behavior crashy(caf::stateful_actor<crashy_state>* self, connectors::connector_context ctx) {
@@ -59,6 +60,10 @@ inline caf::behavior crashy(caf::stateful_actor<crashy_state>* self, connectors:
       self->delayed_send(self, st.ctx.config->poll_interval, poll_atom::value);
     },
     [=](invoke_atom, action_request& req) -> value {
+      if (req.action == "degrade") {
+        self->state.degraded = true;
+        return value{};
+      }
       if (req.action == "hang") {
         // Deliberately blocks its scheduler thread, as a connector stuck in a library call would.
         hang_gate.wait_for(30s);
@@ -66,7 +71,14 @@ inline caf::behavior crashy(caf::stateful_actor<crashy_state>* self, connectors:
       }
       throw std::runtime_error("crash on command");
     },
-    [=](status_atom) { return connector_status{}; },
+    [=](status_atom) {
+      connector_status s;
+      if (self->state.degraded) {
+        s.state = connector_state::degraded;
+        s.unreachable_devices = {"f1"};
+      }
+      return s;
+    },
   };
 }
 

@@ -59,10 +59,7 @@ struct supervision_test : ::testing::Test {
     cfg = *loaded.config;
     bus = spawn_data_bus(*sys, metrics);
     for (auto& c : cfg.connectors) {
-      connectors::connector_context ctx;
-      ctx.config = std::make_shared<const connector_config>(c);
-      ctx.bus = bus;
-      ctx.metrics = metrics;
+      auto ctx = connectors::make_connector_context(c, bus, metrics, nullptr);
       sups[c.name] = supervision::spawn_connector_supervisor(*sys, *registry.find(c.type), ctx);
     }
   }
@@ -110,6 +107,14 @@ struct supervision_test : ::testing::Test {
     }));
   }
 
+  /// The value of the metric series `series` (name and labels), or -1 when it does not exist.
+  double metric(const std::string& series) {
+    auto text = metrics->serialize();
+    auto pos = text.find("\n" + series + " ");
+    if (pos == std::string::npos) return -1;
+    return std::stod(text.substr(pos + series.size() + 2));
+  }
+
   caf::error invoke(const std::string& connector, action_request req) {
     caf::scoped_actor self{*sys};
     caf::error out;
@@ -150,6 +155,40 @@ TEST_F(supervision_test, crashed_group_restarts_and_the_healthy_one_keeps_runnin
   EXPECT_NE(metrics_text.find("manifold_connector_restarts_total{connector=\"faulty\"} 1"),
             std::string::npos)
     << metrics_text;
+  EXPECT_EQ(metric("manifold_connector_state{connector=\"faulty\",state=\"running\"}"), 1);
+  EXPECT_EQ(metric("manifold_connector_state{connector=\"faulty\",state=\"restarting\"}"), 0);
+  EXPECT_EQ(metric("manifold_connector_state{connector=\"healthy\",state=\"running\"}"), 1);
+  // The restart happened during this test: its timestamp is recent, the healthy one has none.
+  auto now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch());
+  auto last = metric("manifold_connector_last_restart_timestamp_seconds{connector=\"faulty\"}");
+  EXPECT_GT(last, now.count() - 60);
+  EXPECT_LE(last, now.count() + 1);
+  EXPECT_EQ(metric("manifold_connector_last_restart_timestamp_seconds{connector=\"healthy\"}"),
+            -1);
+}
+
+TEST_F(supervision_test, a_degraded_connector_shows_in_status_and_metrics_and_recovers) {
+  ASSERT_TRUE(test::wait_until([&] { return latest("f1", "ticks").value_or(0) > 0; }));
+  EXPECT_EQ(metric("manifold_connector_state{connector=\"faulty\",state=\"degraded\"}"), 0);
+  EXPECT_FALSE(invoke("faulty", {"f1", "degrade", {}}));
+
+  // The health probe (every 50 ms) notices without anyone asking for the status.
+  ASSERT_TRUE(test::wait_until([&] {
+    return metric("manifold_connector_state{connector=\"faulty\",state=\"degraded\"}") == 1;
+  }));
+  EXPECT_EQ(metric("manifold_connector_state{connector=\"faulty\",state=\"running\"}"), 0);
+  auto s = status("faulty");
+  EXPECT_EQ(s.state, connector_state::degraded);
+  EXPECT_EQ(s.unreachable_devices, std::vector<std::string>{"f1"});
+
+  // A fresh instance reports every device reachable again.
+  EXPECT_EQ(lifecycle("faulty", caf::atom("restart")).state, connector_state::running);
+  ASSERT_TRUE(test::wait_until([&] {
+    return metric("manifold_connector_state{connector=\"faulty\",state=\"running\"}") == 1;
+  }));
+  EXPECT_EQ(metric("manifold_connector_state{connector=\"faulty\",state=\"degraded\"}"), 0);
+  EXPECT_EQ(status("faulty").state, connector_state::running);
+  EXPECT_GT(metric("manifold_connector_last_restart_timestamp_seconds{connector=\"faulty\"}"), 0);
 }
 
 TEST_F(supervision_test, repeated_crashes_keep_being_restarted) {

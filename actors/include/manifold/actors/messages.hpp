@@ -10,6 +10,7 @@
 #include <caf/atom.hpp>
 
 #include "manifold/actors/model.hpp"
+#include "manifold/actors/reading_queue.hpp"
 
 /// The messages Manifold's actors exchange inside one node.
 namespace manifold {
@@ -95,4 +96,5 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(manifold::action_request)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(manifold::connector_status)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(manifold::reading_sink_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(manifold::reading_filter)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(manifold::reading_queue_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<manifold::point_reading>)

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -12,6 +13,8 @@
 /// The node's Prometheus metrics. One instance per node, shared by every component; the metric
 /// objects are thread-safe, so actors and I/O threads update them directly.
 namespace manifold {
+
+enum class connector_state : std::uint8_t; // messages.hpp; declared here to keep CAF out.
 
 class node_metrics {
 public:
@@ -31,6 +34,16 @@ public:
   prometheus::Histogram& http_latency(const std::string& route);
   prometheus::Counter& connector_restarts(const std::string& connector);
   prometheus::Gauge& connector_up(const std::string& connector);
+  /// `manifold_connector_state{connector,state}`: one series per state, 1 for the current one
+  /// and 0 for the others, so `manifold_connector_state{state="failed"} == 1` is an alert rule.
+  void set_connector_state(const std::string& connector, connector_state state);
+  /// `manifold_connector_queue_depth{connector}`: readings waiting for the data bus.
+  prometheus::Gauge& connector_queue_depth(const std::string& connector);
+  /// `manifold_connector_dropped_total{connector}`: readings dropped by a full queue.
+  prometheus::Counter& connector_dropped(const std::string& connector);
+  /// `manifold_connector_last_restart_timestamp_seconds{connector}`: Unix time of the last
+  /// restart of the group (after a crash or by hand); 0 if it never restarted.
+  prometheus::Gauge& connector_last_restart(const std::string& connector);
   prometheus::Counter& stream_dropped();
   prometheus::Gauge& stream_subscribers();
 
@@ -43,6 +56,10 @@ private:
   prometheus::Family<prometheus::Histogram>* http_latency_;
   prometheus::Family<prometheus::Counter>* restarts_;
   prometheus::Family<prometheus::Gauge>* connector_up_;
+  prometheus::Family<prometheus::Gauge>* connector_state_;
+  prometheus::Family<prometheus::Gauge>* queue_depth_;
+  prometheus::Family<prometheus::Counter>* dropped_;
+  prometheus::Family<prometheus::Gauge>* last_restart_;
   prometheus::Family<prometheus::Counter>* stream_dropped_;
   prometheus::Family<prometheus::Gauge>* stream_subscribers_;
 };

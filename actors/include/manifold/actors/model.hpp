@@ -159,12 +159,25 @@ struct restart_config {
   std::chrono::milliseconds health_timeout{2000};
 };
 
+/// What a connector's reading queue does when it is full.
+enum class overflow_policy : std::uint8_t {
+  drop_oldest, ///< Keep the newest readings: the latest value of a point matters most.
+  drop_newest, ///< Keep what is queued; refuse new readings until the bus catches up.
+};
+
+/// The bounded queue between a connector and the data bus.
+struct queue_config {
+  std::size_t capacity = 1024;
+  overflow_policy overflow = overflow_policy::drop_oldest;
+};
+
 struct connector_config {
   std::string name;
   std::string type;
   std::chrono::milliseconds poll_interval{1000};
   std::chrono::milliseconds action_timeout{5000}; ///< How long the connector gives a device.
   restart_config restart;
+  queue_config queue;
   std::vector<device_config> devices;
   source_location where;
   std::any settings;

@@ -12,6 +12,7 @@
 #include "manifold/actors/log.hpp"
 #include "manifold/actors/messages.hpp"
 #include "manifold/actors/model.hpp"
+#include "manifold/actors/reading_queue.hpp"
 
 /// The connector SDK: what a connector type implements and what a connector instance receives.
 /// See connectors/README.md for a walk-through with the sim connector.
@@ -37,11 +38,23 @@ struct connector_context {
   log::logger log{"connector"};
   /// `manifold_readings_total{connector=…}`, resolved once so publishing stays cheap.
   prometheus::Counter* readings_counter = nullptr;
+  /// The bounded queue to the bus (`config->queue`). Shared by every instance of the connector
+  /// across restarts. The supervisor creates it when a hand-made context has none.
+  reading_queue_ptr queue;
 
   const std::string& name() const { return config->name; }
 };
 
-/// Sends a reading to the data bus and counts it.
+/// A context with everything derived from `config` filled in: the reading queue, the readings
+/// counter, a logger named after the type. `metrics` and `transports` may be null.
+connector_context make_connector_context(const connector_config& config, caf::actor bus,
+                                         std::shared_ptr<node_metrics> metrics,
+                                         std::shared_ptr<transport_factory> transports,
+                                         std::uint64_t seed = 0);
+
+/// Queues a reading for the data bus and counts it. Never blocks: when the connector's queue is
+/// full, a reading is dropped per `queue.overflow` (counted, and logged at most every 10 s).
+/// Without a queue in `ctx`, sends the reading straight to the bus (unbounded).
 void publish(caf::event_based_actor* self, const connector_context& ctx, point_reading r);
 
 /// Publishes a `stale` reading (keeping no value) for every point of `device`.
