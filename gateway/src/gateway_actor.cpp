@@ -214,6 +214,7 @@ json connector_object(const status_answer& a) {
     j["state"] = to_string(a.status->state);
     j["restarts"] = a.status->restarts;
     j["last_error"] = a.status->last_error;
+    j["unreachable_devices"] = a.status->unreachable_devices;
   } else {
     j["state"] = "unknown";
     j["restarts"] = nullptr;
@@ -392,6 +393,27 @@ void get_connector(gateway_actor* self, const exchange_ptr& ex, const path_param
   });
 }
 
+/// `POST /v1/connectors/{name}/{stop|start|restart}`: lifecycle by hand, answered with the
+/// connector's status after the change.
+template <class Atom>
+void connector_lifecycle(gateway_actor* self, const exchange_ptr& ex, const path_params& pp,
+                         const http_request_data&) {
+  auto& cfg = self->state.deps.config;
+  const connector_config* c = cfg ? cfg->connector(pp[0]) : nullptr;
+  if (!c) return ex->error(errc::not_found, "no connector '" + pp[0] + "'");
+  auto sup = supervisor_of(self, c->name);
+  if (!sup) return ex->error(errc::unavailable, "connector '" + c->name + "' has no supervisor");
+  self->request(sup, self->state.timeout, Atom::value)
+    .then(
+      [ex, c](connector_status& s) {
+        status_answer a;
+        a.config = c;
+        a.status = std::move(s);
+        ex->document(200, connector_object(a));
+      },
+      [ex](caf::error& err) { ex->error(err); });
+}
+
 void list_devices(gateway_actor* self, const exchange_ptr& ex, const path_params&,
                   const http_request_data&) {
   json out = json::array();
@@ -560,6 +582,9 @@ const std::vector<route>& routes() {
       {"/metrics", {}, {{"GET", get_metrics}}},
       {"/v1/connectors", {}, {{"GET", list_connectors}}},
       {"/v1/connectors/{name}", {}, {{"GET", get_connector}}},
+      {"/v1/connectors/{name}/stop", {}, {{"POST", connector_lifecycle<stop_atom>}}},
+      {"/v1/connectors/{name}/start", {}, {{"POST", connector_lifecycle<start_atom>}}},
+      {"/v1/connectors/{name}/restart", {}, {{"POST", connector_lifecycle<restart_atom>}}},
       {"/v1/devices", {}, {{"GET", list_devices}}},
       {"/v1/devices/{device}", {}, {{"GET", get_device}}},
       {"/v1/devices/{device}/points", {}, {{"GET", list_points}}},

@@ -157,6 +157,34 @@ TEST(cli, client_errors_have_meaningful_exit_codes) {
   EXPECT_NE(down.output.find("is a node running?"), std::string::npos) << down.output;
 }
 
+TEST(cli, connector_lifecycle_by_hand) {
+  running_node node;
+  auto status = manifold({"connector", "status", "sim", "--json", "--url", node.url});
+  ASSERT_EQ(status.exit_code, 0) << status.output;
+  EXPECT_EQ(json::parse(status.output)["state"], "running");
+
+  auto stop = manifold({"connector", "stop", "sim", "--json", "--url", node.url});
+  ASSERT_EQ(stop.exit_code, 0) << stop.output;
+  EXPECT_EQ(json::parse(stop.output)["state"], "stopped");
+  // A stopped connector's devices answer 503 unavailable, quickly.
+  auto r = http_post(node.port, "/v1/devices/switch-1/actions/toggle", "{}");
+  EXPECT_EQ(r.status, 503) << r.body;
+  EXPECT_NE(r.body.find("\"unavailable\""), std::string::npos) << r.body;
+
+  auto start = manifold({"connector", "start", "sim", "--url", node.url});
+  ASSERT_EQ(start.exit_code, 0) << start.output;
+  EXPECT_NE(start.output.find("running"), std::string::npos) << start.output;
+  EXPECT_EQ(http_post(node.port, "/v1/devices/switch-1/actions/toggle", "{}").status, 200);
+
+  auto restart = manifold({"connector", "restart", "sim", "--json", "--url", node.url});
+  ASSERT_EQ(restart.exit_code, 0) << restart.output;
+  EXPECT_EQ(json::parse(restart.output)["state"], "running");
+
+  auto unknown = manifold({"connector", "stop", "nope", "--url", node.url});
+  EXPECT_EQ(unknown.exit_code, 1) << unknown.output;
+  EXPECT_NE(unknown.output.find("not_found"), std::string::npos) << unknown.output;
+}
+
 TEST(cli, node_stops_cleanly_on_sigterm) {
   running_node node;
   EXPECT_EQ(node.proc->stop(SIGTERM), 0) << node.proc->log();
