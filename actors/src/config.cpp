@@ -1,5 +1,7 @@
 #include "manifold/actors/config.hpp"
 
+#include "manifold/actors/log.hpp"
+
 #include <algorithm>
 #include <cctype>
 #include <tuple>
@@ -288,6 +290,7 @@ std::optional<secret> map_reader::get_secret(const std::string& key, bool requir
       error(key, "'" + key + "': environment variable " + name + " is not set");
       return std::nullopt;
     }
+    log::register_secret(v);
     return secret{v, "env:" + name};
   }
   if (!valid_name(name)) {
@@ -306,6 +309,7 @@ std::optional<secret> map_reader::get_secret(const std::string& key, bool requir
   auto v = text.str();
   // Files made with `echo` or by editors end in a newline that is not part of the secret.
   while (!v.empty() && (v.back() == '\n' || v.back() == '\r')) v.pop_back();
+  log::register_secret(v);
   return secret{v, "secret:" + name};
 }
 

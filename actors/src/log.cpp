@@ -1,8 +1,10 @@
 #include "manifold/actors/log.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <mutex>
+#include <vector>
 
 #include "manifold/actors/model.hpp"
 
@@ -42,7 +44,32 @@ void append_value(std::string& out, const std::string& v) {
   out += '"';
 }
 
+std::mutex secrets_mutex;
+std::vector<std::string> secret_values; ///< Guarded by secrets_mutex; only ever grows.
+std::atomic<bool> have_secrets{false};
+
 } // namespace
+
+void register_secret(const std::string& value) {
+  if (value.size() < 4) return;
+  std::lock_guard<std::mutex> guard{secrets_mutex};
+  if (std::find(secret_values.begin(), secret_values.end(), value) == secret_values.end())
+    secret_values.push_back(value);
+  have_secrets = true;
+}
+
+bool has_secrets() {
+  return have_secrets.load(std::memory_order_acquire);
+}
+
+std::string redact(std::string text) {
+  if (!have_secrets.load(std::memory_order_acquire)) return text;
+  std::lock_guard<std::mutex> guard{secrets_mutex};
+  for (auto& v : secret_values)
+    for (auto pos = text.find(v); pos != std::string::npos; pos = text.find(v, pos + 3))
+      text.replace(pos, v.size(), "***");
+  return text;
+}
 
 bool parse_level(const std::string& name, level& out) {
   static const std::pair<const char*, level> names[] = {
@@ -86,6 +113,7 @@ void write(level l, std::string_view module, std::string_view message,
     append_value(line, v);
   }
   line += '\n';
+  line = redact(std::move(line));
   std::lock_guard<std::mutex> guard{output_mutex};
   std::fwrite(line.data(), 1, line.size(), stderr);
 }

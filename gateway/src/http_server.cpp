@@ -189,7 +189,9 @@ std::string reading_message(const point_reading& r) {
                                                     : nlohmann::json(format_timestamp(
                                                         r.source_time))}};
   if (r.q != quality::good) j["reason"] = r.reason;
-  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  auto text = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  // Same rule as every API answer: no registered secret value leaves the node.
+  return log::has_secrets() ? log::redact(std::move(text)) : text;
 }
 
 class stream_session : public session_base,

@@ -1,5 +1,7 @@
 #include "wire.hpp"
 
+#include "manifold/actors/log.hpp"
+
 #include <cmath>
 #include <limits>
 
@@ -128,22 +130,39 @@ std::string encode_msgpack(const nlohmann::json& j) {
   return std::string{buf.data(), buf.size()};
 }
 
+/// Every string in `j` with secret values replaced: whatever a connector answers or a device
+/// sends, no registered secret leaves the node through the API.
+void redact_strings(nlohmann::json& j) {
+  if (j.is_string())
+    j = log::redact(j.get<std::string>());
+  else if (j.is_structured())
+    for (auto& x : j) redact_strings(x);
+}
+
 http_reply document_reply(int status, const nlohmann::json& body, bool msgpack) {
   http_reply r;
   r.status = status;
+  nlohmann::json redacted;
+  const nlohmann::json* doc = &body;
+  if (log::has_secrets()) {
+    redacted = body;
+    redact_strings(redacted);
+    doc = &redacted;
+  }
   if (msgpack) {
     r.content_type = msgpack_content_type;
-    r.body = encode_msgpack(body);
+    r.body = encode_msgpack(*doc);
   } else {
     r.content_type = json_content_type;
     // Replace invalid UTF-8 (e.g. from a device string) rather than throw mid-reply.
-    r.body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    r.body = doc->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   }
   return r;
 }
 
 http_reply error_reply(errc code, const std::string& message, bool msgpack) {
-  nlohmann::json body{{"error", {{"code", to_string(code)}, {"message", message}}}};
+  // Messages can carry what a device or library said; no secret value leaves through them.
+  nlohmann::json body{{"error", {{"code", to_string(code)}, {"message", log::redact(message)}}}};
   return document_reply(http_status(code), body, msgpack);
 }
 

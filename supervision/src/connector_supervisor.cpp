@@ -150,7 +150,8 @@ void on_crash(supervisor_actor* self, std::string error) {
   auto& st = self->state;
   auto& rc = policy(self);
   auto now = steady::now();
-  st.last_error = std::move(error);
+  // Crash reports travel to the API and logs: no secret value goes with them.
+  st.last_error = log::redact(std::move(error));
   set_up(self, false);
   st.recent_crashes.push_back(now);
   while (!st.recent_crashes.empty() && now - st.recent_crashes.front() > rc.window)

@@ -22,6 +22,18 @@ using field = std::pair<std::string_view, std::string>;
 struct redacted {};
 std::string to_field_value(redacted);
 
+/// Remembers a secret's value so that `redact` (and so every log line) replaces it with `***`
+/// wherever it appears: a connector that puts its password into an exception message or a
+/// client library that echoes it cannot leak it. Values shorter than 4 characters are not
+/// registered (they would redact ordinary words).
+void register_secret(const std::string& value);
+
+/// True once any secret was registered; lets hot paths skip `redact` entirely.
+bool has_secrets();
+
+/// `text` with every registered secret value replaced by `***`.
+std::string redact(std::string text);
+
 void write(level l, std::string_view module, std::string_view message,
            std::initializer_list<field> fields = {});
 
