@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -37,8 +38,13 @@ struct connector_context {
   log::logger log{"connector"};
   /// `manifold_readings_total{connector=…}`, resolved once so publishing stays cheap.
   prometheus::Counter* readings_counter = nullptr;
+  /// Where readings get their `source_time`. Empty: the wall clock. The testkit sets a virtual
+  /// clock here so a simulated run reads no wall-clock time and replays exactly.
+  std::function<timestamp()> clock;
 
   const std::string& name() const { return config->name; }
+  /// The time to stamp a reading with: `clock()` when set, else the wall clock.
+  timestamp now() const { return clock ? clock() : now_timestamp(); }
 };
 
 /// Sends a reading to the data bus and counts it.
