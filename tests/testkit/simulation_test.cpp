@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
+
 #include "manifold/actors/config.hpp"
 #include "manifold/testkit/simulation.hpp"
 
@@ -153,6 +156,60 @@ TEST(simulation, mqtt_broker_delivers_records_publishes_and_goes_down) {
   sim.run();
   // Subscribed again on reconnect: the retained value comes back as good.
   EXPECT_EQ(sim.latest("boiler-1", "temperature")->q, quality::good);
+}
+
+/// A connector type that crashes on its first message; it counts how often it was started.
+class crashing_type : public connectors::connector_type {
+public:
+  explicit crashing_type(std::shared_ptr<int> spawns) : spawns_(std::move(spawns)) {}
+  std::string name() const override { return "crashing"; }
+  config::connector_schema& schema() override { return schema_; }
+  caf::actor spawn(caf::actor_system& sys, connectors::connector_context ctx) override {
+    ++*spawns_;
+    return sys.spawn([ctx](caf::event_based_actor* self) -> caf::behavior {
+      connectors::report_crashes(self, ctx);
+      self->send(self, poll_atom::value);
+      return {[](poll_atom) { throw std::runtime_error("boom"); },
+              [](status_atom) { return connector_status{}; }};
+    });
+  }
+
+private:
+  struct : config::connector_schema {
+    void parse_connector(config::map_reader&, connector_config&) override {}
+    void parse_device(config::map_reader&, const connector_config&, device_config&) override {}
+    void parse_point(config::map_reader&, const connector_config&, const device_config&,
+                     point_config&) override {}
+    void parse_action(config::map_reader&, const connector_config&, const device_config&,
+                      action_config&) override {}
+    void check(const connector_config&, config::diagnostics&) override {}
+  } schema_;
+  std::shared_ptr<int> spawns_;
+};
+
+TEST(simulation, supervisor_restarts_count_in_virtual_time) {
+  auto spawns = std::make_shared<int>(0);
+  connectors::connector_registry registry;
+  registry.add(std::make_unique<crashing_type>(spawns));
+  auto r = config::load_string(R"(
+connectors:
+  - name: flaky
+    type: crashing
+    restart: {initial_backoff: 2s, max_backoff: 2s, max_restarts: 1, window: 1s}
+    devices: []
+)", "<test>", registry.schemas(), registry.names());
+  ASSERT_TRUE(r.config) << r.diag.to_string();
+  simulation sim{*r.config, {}, std::move(registry)};
+  sim.start();
+  EXPECT_EQ(*spawns, 1);
+  sim.advance(1500ms); // the backoff is 2 s less up to 20% jitter: 1.6-2 s
+  EXPECT_EQ(*spawns, 1);
+  sim.advance(500ms);
+  EXPECT_EQ(*spawns, 2);
+  // Crashes 1.6-2 virtual seconds apart never fall within the 1 s window, so the group keeps
+  // restarting; measured in wall time they would, and it would have failed at the second crash.
+  sim.advance(60s);
+  EXPECT_GE(*spawns, 30);
 }
 
 TEST(simulation, topic_filters_match_like_a_broker) {
