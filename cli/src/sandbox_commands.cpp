@@ -48,11 +48,11 @@ std::string xml_escape(const std::string& s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
+    case '&': out += "&amp;"; break;
+    case '<': out += "&lt;"; break;
+    case '>': out += "&gt;"; break;
+    case '"': out += "&quot;"; break;
+    default: out += c;
     }
   }
   return out;
@@ -67,8 +67,8 @@ bool write_junit(const std::string& path, const std::vector<testkit::scenario_re
         << "\" failures=\"" << r.failed << "\" time=\"" << r.wall_seconds << "\">\n";
     for (auto& s : r.steps) {
       out << "    <testcase classname=\"" << xml_escape(r.name) << "\" name=\""
-          << xml_escape("[" + std::to_string(s.index) + "] " + testkit::format_elapsed(s.at) +
-                        " " + s.description)
+          << xml_escape("[" + std::to_string(s.index) + "] " + testkit::format_elapsed(s.at) + " " +
+                        s.description)
           << "\"";
       if (s.passed) {
         out << "/>\n";
@@ -86,13 +86,15 @@ bool write_junit(const std::string& path, const std::vector<testkit::scenario_re
 
 std::string combined_hash(const std::vector<testkit::scenario_report>& reports) {
   testkit::event_trace t{false};
-  for (auto& r : reports) t.record(0ms, "scenario", r.file + " " + r.trace_hash);
+  for (auto& r : reports)
+    t.record(0ms, "scenario", r.file + " " + r.trace_hash);
   return reports.size() == 1 ? reports[0].trace_hash : t.hash_hex();
 }
 
 std::string replay_command(const std::vector<std::string>& files, std::uint64_t seed) {
   std::string cmd = "manifold sandbox run";
-  for (auto& f : files) cmd += " " + f;
+  for (auto& f : files)
+    cmd += " " + f;
   return cmd + " --seed " + std::to_string(seed);
 }
 
@@ -115,8 +117,8 @@ int sandbox_run(const sandbox_options& o) {
     auto total = sc.steps.size();
     std::size_t done = 0;
     if (!o.as_json)
-      std::cout << "scenario " << sc.name << " (" << file << ", seed "
-                << o.seed.value_or(sc.seed) << ", " << total << " steps)\n";
+      std::cout << "scenario " << sc.name << " (" << file << ", seed " << o.seed.value_or(sc.seed)
+                << ", " << total << " steps)\n";
     auto report = testkit::run_scenario(sc, o.seed, [&](const testkit::step_result& r) {
       ++done;
       if (o.as_json) return;
@@ -141,7 +143,8 @@ int sandbox_run(const sandbox_options& o) {
     std::ofstream out{o.trace};
     for (auto& r : reports) {
       out << "# " << r.file << " seed " << r.seed << " trace " << r.trace_hash << '\n';
-      for (auto& e : r.trace) out << e.to_string() << '\n';
+      for (auto& e : r.trace)
+        out << e.to_string() << '\n';
     }
     if (!out) std::cerr << "error: cannot write the trace to " << o.trace << '\n';
   }
@@ -155,13 +158,18 @@ int sandbox_run(const sandbox_options& o) {
     j["trace_hash"] = hash;
     j["scenarios"] = json::array();
     for (auto& r : reports) {
-      json s{{"file", r.file}, {"name", r.name}, {"seed", r.seed}, {"passed", r.passed},
-             {"failed", r.failed}, {"trace_hash", r.trace_hash}, {"events", r.events},
-             {"virtual_ms", r.virtual_time.count()}, {"steps", json::array()}};
+      json s{{"file", r.file},        {"name", r.name},
+             {"seed", r.seed},        {"passed", r.passed},
+             {"failed", r.failed},    {"trace_hash", r.trace_hash},
+             {"events", r.events},    {"virtual_ms", r.virtual_time.count()},
+             {"steps", json::array()}};
       for (auto& st : r.steps)
-        s["steps"].push_back({{"index", st.index}, {"at_ms", st.at.count()},
-                              {"step", st.description}, {"passed", st.passed},
-                              {"message", st.message}, {"where", st.where.to_string()}});
+        s["steps"].push_back({{"index", st.index},
+                              {"at_ms", st.at.count()},
+                              {"step", st.description},
+                              {"passed", st.passed},
+                              {"message", st.message},
+                              {"where", st.where.to_string()}});
       j["scenarios"].push_back(std::move(s));
     }
     std::cout << j.dump(2) << '\n';
@@ -195,7 +203,8 @@ int sandbox_action(const sandbox_options& o) {
       action = d->action(o.action);
       if (!action) {
         std::string names;
-        for (auto& a : d->actions) names += (names.empty() ? "" : ", ") + a.name;
+        for (auto& a : d->actions)
+          names += (names.empty() ? "" : ", ") + a.name;
         std::cerr << "error: device '" << o.device << "' has no action '" << o.action
                   << "' (it has: " << (names.empty() ? "none" : names) << ")\n";
         return exit_usage;
@@ -224,11 +233,13 @@ int sandbox_action(const sandbox_options& o) {
   sim.start();
   auto before = sim.plant().side_effects().size();
   auto call = sim.invoke({o.device, o.action, std::get<std::map<std::string, value>>(checked)});
-  for (int i = 0; !call->done && i < 100; ++i) sim.advance(conn->action_timeout / 50 + 1ms);
+  for (int i = 0; !call->done && i < 100; ++i)
+    sim.advance(conn->action_timeout / 50 + 1ms);
   std::cout << "sandbox: " << o.device << " " << o.action << " on simulated devices from "
             << o.config << " (no network)\n";
   auto& effects = sim.plant().side_effects();
-  for (auto i = before; i < effects.size(); ++i) std::cout << "  " << effects[i].text << '\n';
+  for (auto i = before; i < effects.size(); ++i)
+    std::cout << "  " << effects[i].text << '\n';
   if (effects.size() == before) std::cout << "  (no writes, no publishes)\n";
   if (!call->done) {
     std::cout << "outcome: no answer from the connector\n";
@@ -250,8 +261,7 @@ std::function<std::optional<int>()> add_sandbox_commands(CLI::App& app) {
   sandbox->require_subcommand(1);
 
   auto run = sandbox->add_subcommand("run", "Run scenario files in deterministic virtual time");
-  run->add_option("files", o->files, "Scenario files (YAML)")->required()->check(
-    CLI::ExistingFile);
+  run->add_option("files", o->files, "Scenario files (YAML)")->required()->check(CLI::ExistingFile);
   run->add_option("--seed", o->seed, "Seed for every scenario (default: each file's seed)");
   run->add_option("--junit", o->junit, "Write a JUnit XML report to this file");
   run->add_option("--trace", o->trace, "Write the ordered event trace to this file");
@@ -259,9 +269,10 @@ std::function<std::optional<int>()> add_sandbox_commands(CLI::App& app) {
   run->add_option("--log-level", o->log_level, "Connector log level (default off)");
 
   auto action = sandbox->add_subcommand(
-    "action", "Run one action against simulated devices built from a node config");
-  action->add_option("-c,--config", o->config, "Node config (YAML)")->required()->check(
-    CLI::ExistingFile);
+      "action", "Run one action against simulated devices built from a node config");
+  action->add_option("-c,--config", o->config, "Node config (YAML)")
+      ->required()
+      ->check(CLI::ExistingFile);
   action->add_option("device", o->device, "Device name")->required();
   action->add_option("action", o->action, "Action name")->required();
   action->add_option("params", o->params, "Parameters as key=value");

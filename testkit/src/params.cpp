@@ -10,22 +10,22 @@ std::optional<value> scalar_as(const YAML::Node& node, value_type type) {
   try {
     std::size_t used = 0;
     switch (type) {
-      case value_type::boolean:
-        if (s == "true") return value{true};
-        if (s == "false") return value{false};
-        return std::nullopt;
-      case value_type::int64: {
-        auto v = std::stoll(s, &used, 0);
-        if (used != s.size()) return std::nullopt;
-        return value{static_cast<std::int64_t>(v)};
-      }
-      case value_type::float64: {
-        auto v = std::stod(s, &used);
-        if (used != s.size() || !std::isfinite(v)) return std::nullopt;
-        return value{v};
-      }
-      case value_type::string: return value{s};
-      case value_type::bytes: return value{bytes(s.begin(), s.end())};
+    case value_type::boolean:
+      if (s == "true") return value{true};
+      if (s == "false") return value{false};
+      return std::nullopt;
+    case value_type::int64: {
+      auto v = std::stoll(s, &used, 0);
+      if (used != s.size()) return std::nullopt;
+      return value{static_cast<std::int64_t>(v)};
+    }
+    case value_type::float64: {
+      auto v = std::stod(s, &used);
+      if (used != s.size() || !std::isfinite(v)) return std::nullopt;
+      return value{v};
+    }
+    case value_type::string: return value{s};
+    case value_type::bytes: return value{bytes(s.begin(), s.end())};
     }
   } catch (const std::exception&) {
     // stoll/stod throw on text that is no number: the caller reports the type mismatch.
@@ -44,7 +44,8 @@ std::string number_text(double d) {
 
 std::string declared_names(const action_config& a) {
   std::string out;
-  for (auto& p : a.parameters) out += (out.empty() ? "" : ", ") + p.name;
+  for (auto& p : a.parameters)
+    out += (out.empty() ? "" : ", ") + p.name;
   return out.empty() ? "none" : out;
 }
 
@@ -78,8 +79,7 @@ check_params(const action_config& action, const std::map<std::string, YAML::Node
       if ((p.min && x < *p.min) || (p.max && x > *p.max))
         return "parameter '" + p.name + "' must be within [" +
                (p.min ? number_text(*p.min) : std::string{"-inf"}) + ", " +
-               (p.max ? number_text(*p.max) : std::string{"inf"}) + "], got " +
-               it->second.Scalar();
+               (p.max ? number_text(*p.max) : std::string{"inf"}) + "], got " + it->second.Scalar();
     }
     out[p.name] = std::move(*v);
   }

@@ -24,12 +24,14 @@ using config::map_reader;
 nlohmann::json to_json(const YAML::Node& n) {
   if (n.IsMap()) {
     auto j = nlohmann::json::object();
-    for (auto kv : n) j[kv.first.Scalar()] = to_json(kv.second);
+    for (auto kv : n)
+      j[kv.first.Scalar()] = to_json(kv.second);
     return j;
   }
   if (n.IsSequence()) {
     auto j = nlohmann::json::array();
-    for (auto x : n) j.push_back(to_json(x));
+    for (auto x : n)
+      j.push_back(to_json(x));
     return j;
   }
   if (!n.IsScalar()) return nullptr;
@@ -93,13 +95,15 @@ private:
       if (!devices.IsMap())
         r.error("devices", "'devices' must be a mapping of device name to its data");
       else
-        for (auto kv : devices) read_device(kv.first.Scalar(), kv.second, s);
+        for (auto kv : devices)
+          read_device(kv.first.Scalar(), kv.second, s);
     }
     auto steps = r.take("steps");
     if (!steps.IsDefined() || !steps.IsSequence()) {
       diag_.add(r.where(), "the scenario: missing required key 'steps' (a list)");
     } else {
-      for (auto st : steps) read_step(st, s);
+      for (auto st : steps)
+        read_step(st, s);
     }
     r.finish();
   }
@@ -122,7 +126,8 @@ private:
     } else {
       loaded = config::load_node(node, file_, registry_.schemas(), registry_.names());
     }
-    for (auto& d : loaded.diag.items()) diag_.add(d.where, d.message);
+    for (auto& d : loaded.diag.items())
+      diag_.add(d.where, d.message);
     if (!loaded.config) return false;
     s.node = std::move(*loaded.config);
     return true;
@@ -151,14 +156,12 @@ private:
       std::optional<value> v = bits ? scalar_as(kv.second, value_type::boolean)
                                     : scalar_as(kv.second, value_type::int64);
       auto a = addr ? std::get<std::int64_t>(*addr) : -1;
-      std::int64_t x = !v ? -1
-                       : bits ? (std::get<bool>(*v) ? 1 : 0)
-                              : std::get<std::int64_t>(*v);
+      std::int64_t x = !v ? -1 : bits ? (std::get<bool>(*v) ? 1 : 0) : std::get<std::int64_t>(*v);
       if (a < 0 || a > 65535 || x < 0 || x > 65535) {
         diag_.add(config::location_of(kv.first, file_),
                   "'" + key + "': expected address 0..65535 and " +
-                    (bits ? std::string{"true/false"} : std::string{"a value 0..65535"}) +
-                    ", got " + scalar_text(kv.first) + ": " + scalar_text(kv.second));
+                      (bits ? std::string{"true/false"} : std::string{"a value 0..65535"}) +
+                      ", got " + scalar_text(kv.first) + ": " + scalar_text(kv.second));
         continue;
       }
       out[static_cast<int>(a)] = static_cast<T>(x);
@@ -184,8 +187,9 @@ private:
       read_table(r, "coils", m.coils, true);
       read_table(r, "discrete_inputs", m.discrete_inputs, true);
       if (auto rw = r.take("reject_writes"); rw.IsDefined()) {
-        if (!rw.IsMap()) r.error("reject_writes", "'reject_writes' maps addresses to Modbus "
-                                                  "exception codes, e.g. {0: 3}");
+        if (!rw.IsMap())
+          r.error("reject_writes", "'reject_writes' maps addresses to Modbus "
+                                   "exception codes, e.g. {0: 3}");
         else
           for (auto kv : rw) {
             auto a = scalar_as(kv.first, value_type::int64);
@@ -195,15 +199,16 @@ private:
                         "'reject_writes': expected address: exception code (1..255)");
             else
               m.reject_writes[static_cast<int>(std::get<std::int64_t>(*a))] =
-                static_cast<int>(std::get<std::int64_t>(*c));
+                  static_cast<int>(std::get<std::int64_t>(*c));
           }
       }
       if (auto pts = r.take("points"); pts.IsDefined()) read_points(pts, *dc, m);
     } else if (conn->type == "mqtt") {
-      for (auto& [topic, payload] : r.get_string_map("topics")) m.topics[topic] = payload;
+      for (auto& [topic, payload] : r.get_string_map("topics"))
+        m.topics[topic] = payload;
     } else {
       diag_.add(r.where(), "device '" + name + "' belongs to a '" + conn->type +
-                             "' connector, which simulates itself: it takes no device data here");
+                               "' connector, which simulates itself: it takes no device data here");
       r.take("points");
     }
     if (auto c = r.get_bool("connected")) m.connected = *c;
@@ -228,13 +233,13 @@ private:
       auto v = scalar_as(kv.second, pc->type);
       if (!v) {
         diag_.add(where, "point '" + pc->name + "' is " + to_string(pc->type) + ", got '" +
-                           scalar_text(kv.second) + "'");
+                             scalar_text(kv.second) + "'");
         continue;
       }
       if (connectors::modbus::bit_table(ps->table)) {
         auto bit = std::get<bool>(*v) ? 1 : 0;
         (ps->table == connectors::modbus_table::coil ? m.coils : m.discrete_inputs)[ps->address] =
-          static_cast<std::uint8_t>(bit);
+            static_cast<std::uint8_t>(bit);
         continue;
       }
       auto enc = connectors::modbus::encode_registers(*v, ps->format);
@@ -243,7 +248,7 @@ private:
         continue;
       }
       auto& regs = ps->table == connectors::modbus_table::holding_register ? m.holding_registers
-                                                                             : m.input_registers;
+                                                                           : m.input_registers;
       auto& words = std::get<std::vector<std::uint16_t>>(enc);
       for (std::size_t i = 0; i < words.size(); ++i)
         regs[ps->address + static_cast<int>(i)] = words[i];
@@ -258,9 +263,10 @@ private:
     if (auto at = r.get_duration("at", 0ms, std::chrono::hours{24 * 366}, true)) st.at = *at;
     if (!s.steps.empty() && st.at < s.steps.back().at)
       r.error("at", "steps must be in time order: this one is at " + format_elapsed(st.at) +
-                      ", the one before at " + format_elapsed(s.steps.back().at));
+                        ", the one before at " + format_elapsed(s.steps.back().at));
     int kinds = 0;
-    for (auto k : {"invoke", "publish", "fault", "expect", "expect_writes"}) kinds += r.has(k);
+    for (auto k : {"invoke", "publish", "fault", "expect", "expect_writes"})
+      kinds += r.has(k);
     if (kinds != 1) {
       diag_.add(st.where, "a step needs exactly one of invoke, publish, fault, expect, "
                           "expect_writes");
@@ -290,23 +296,29 @@ private:
       if (!p.IsMap())
         inv.error("params", "'params' maps parameter names to values");
       else
-        for (auto kv : p) raw[kv.first.Scalar()] = kv.second;
+        for (auto kv : p)
+          raw[kv.first.Scalar()] = kv.second;
     }
     inv.finish();
     st.request.device = device;
     st.request.action = action;
     std::map<std::string, nlohmann::json> shown;
-    for (auto& [k, v] : raw) shown[k] = to_json(v);
+    for (auto& [k, v] : raw)
+      shown[k] = to_json(v);
     st.description = "invoke " + device + " " + action + " " + nlohmann::json(shown).dump();
     if (device.empty() || action.empty()) return;
     auto* dc = find_device(s, device);
     const action_config* ac = dc ? dc->action(action) : nullptr;
-    if (!dc) inv.error("device", "no device '" + device + "' in the node config");
-    else if (!ac) inv.error("action", "device '" + device + "' has no action '" + action + "'");
+    if (!dc)
+      inv.error("device", "no device '" + device + "' in the node config");
+    else if (!ac)
+      inv.error("action", "device '" + device + "' has no action '" + action + "'");
     if (ac) {
       auto checked = check_params(*ac, raw);
-      if (auto* err = std::get_if<std::string>(&checked)) st.param_error = *err;
-      else st.request.params = std::get<std::map<std::string, value>>(checked);
+      if (auto* err = std::get_if<std::string>(&checked))
+        st.param_error = *err;
+      else
+        st.request.params = std::get<std::map<std::string, value>>(checked);
     }
     if (r.has("expect_result") && r.has("expect_error"))
       r.error("expect_error", "a step expects either a result or an error, not both");
@@ -314,9 +326,10 @@ private:
     if (auto e = r.get_string("expect_error")) {
       st.expect_error = parse_errc(*e);
       if (!st.expect_error)
-        r.error("expect_error", "unknown error code '" + *e + "' (bad_request, not_found, "
-                                "read_only, conflict, unavailable, timeout, device_error, "
-                                "overloaded, internal)");
+        r.error("expect_error", "unknown error code '" + *e +
+                                    "' (bad_request, not_found, "
+                                    "read_only, conflict, unavailable, timeout, device_error, "
+                                    "overloaded, internal)");
     }
     if (!st.param_error.empty() && st.expect_error != errc::bad_request)
       inv.error("params", st.param_error + " (or expect it with 'expect_error: bad_request')");
@@ -360,7 +373,7 @@ private:
       diag_.add(f.where(), "no device '" + st.device + "' in the node config");
     else if (conn->type != "modbus" && conn->type != "mqtt")
       diag_.add(f.where(), "device '" + st.device + "' belongs to a '" + conn->type +
-                             "' connector: only modbus and mqtt devices can be disconnected");
+                               "' connector: only modbus and mqtt devices can be disconnected");
     st.description = std::string{st.disconnect ? "disconnect " : "reconnect "} + st.device;
   }
 
@@ -383,18 +396,19 @@ private:
     }
     st.equals = e.take("equals");
     if (auto w = e.take("within"); w.IsDefined()) {
-      auto lo = w.IsSequence() && w.size() == 2 ? scalar_as(w[0], value_type::float64)
-                                                : std::nullopt;
-      auto hi = w.IsSequence() && w.size() == 2 ? scalar_as(w[1], value_type::float64)
-                                                : std::nullopt;
+      auto lo =
+          w.IsSequence() && w.size() == 2 ? scalar_as(w[0], value_type::float64) : std::nullopt;
+      auto hi =
+          w.IsSequence() && w.size() == 2 ? scalar_as(w[1], value_type::float64) : std::nullopt;
       if (!lo || !hi)
         e.error("within", "'within' is [low, high], got " + scalar_text(w));
       else
         st.within = {std::get<double>(*lo), std::get<double>(*hi)};
     }
     if (auto q = e.get_enum("quality", {"good", "stale", "bad"}))
-      st.expect_quality = *q == "good" ? quality::good : *q == "stale" ? quality::stale
-                                                                       : quality::bad;
+      st.expect_quality = *q == "good"    ? quality::good
+                          : *q == "stale" ? quality::stale
+                                          : quality::bad;
     e.finish();
     if (!st.equals.IsDefined() && !st.within && !st.expect_quality)
       diag_.add(e.where(), "'expect' needs at least one of equals, within, quality");
@@ -441,16 +455,22 @@ scenario_load_result load_scenario(const std::string& path,
 void apply_models(simulation& sim, const std::vector<device_model>& models) {
   for (auto& m : models) {
     if (auto* u = sim.modbus_unit_of(m.device)) {
-      for (auto& [a, v] : m.holding_registers) u->holding_registers[a] = v;
-      for (auto& [a, v] : m.input_registers) u->input_registers[a] = v;
-      for (auto& [a, v] : m.coils) u->coils[a] = v;
-      for (auto& [a, v] : m.discrete_inputs) u->discrete_inputs[a] = v;
-      for (auto& [a, c] : m.reject_writes) u->reject_writes[a] = c;
+      for (auto& [a, v] : m.holding_registers)
+        u->holding_registers[a] = v;
+      for (auto& [a, v] : m.input_registers)
+        u->input_registers[a] = v;
+      for (auto& [a, v] : m.coils)
+        u->coils[a] = v;
+      for (auto& [a, v] : m.discrete_inputs)
+        u->discrete_inputs[a] = v;
+      for (auto& [a, c] : m.reject_writes)
+        u->reject_writes[a] = c;
       u->connected = m.connected;
       continue;
     }
     auto ep = sim.endpoint_of(m.device);
-    for (auto& [topic, payload] : m.topics) sim.plant().mqtt_retain(ep, topic, payload);
+    for (auto& [topic, payload] : m.topics)
+      sim.plant().mqtt_retain(ep, topic, payload);
     if (!m.connected) sim.plant().mqtt_set_up(ep, false);
   }
 }
@@ -477,8 +497,8 @@ step_result judge_call(std::size_t index, const scenario_step& st, const call_ou
       res.message = "expected error " + std::string{to_string(*st.expect_error)} +
                     ", but the action succeeded " + outcome_text(o);
     else if (o.code != *st.expect_error)
-      res.message = "expected error " + std::string{to_string(*st.expect_error)} + ", got " +
-                    outcome_text(o);
+      res.message =
+          "expected error " + std::string{to_string(*st.expect_error)} + ", got " + outcome_text(o);
     else
       res.passed = true;
     return res;
@@ -507,8 +527,7 @@ step_result check_point(std::size_t index, const scenario_step& st, simulation& 
              (r->reason.empty() ? "" : ": " + r->reason) + ")";
   res.message = got;
   if (st.expect_quality && r->q != *st.expect_quality) {
-    res.message = "expected quality " + std::string{to_string(*st.expect_quality)} + ", got " +
-                  got;
+    res.message = "expected quality " + std::string{to_string(*st.expect_quality)} + ", got " + got;
     return res;
   }
   if (st.equals.IsDefined() && !value_equals(r->data, st.equals)) {
@@ -519,8 +538,8 @@ step_result check_point(std::size_t index, const scenario_step& st, simulation& 
     auto x = coerce(r->data, value_type::float64);
     auto [lo, hi] = *st.within;
     if (!x || std::get<double>(*x) < lo || std::get<double>(*x) > hi) {
-      res.message = "expected a value within [" + std::to_string(lo) + ", " +
-                    std::to_string(hi) + "], got " + got;
+      res.message = "expected a value within [" + std::to_string(lo) + ", " + std::to_string(hi) +
+                    "], got " + got;
       return res;
     }
   }
@@ -531,7 +550,8 @@ step_result check_point(std::size_t index, const scenario_step& st, simulation& 
 std::string list_text(const std::vector<std::string>& xs) {
   if (xs.empty()) return "none";
   std::string out;
-  for (auto& x : xs) out += (out.empty() ? "" : "; ") + x;
+  for (auto& x : xs)
+    out += (out.empty() ? "" : "; ") + x;
   return out;
 }
 
@@ -575,56 +595,58 @@ scenario_report run_scenario(const scenario& s, std::optional<std::uint64_t> see
       sim.advance_to(st.at);
       settle();
       switch (st.kind) {
-        case step_kind::invoke: {
-          if (!st.param_error.empty()) {
-            call_outcome o;
-            o.done = true;
-            o.code = errc::bad_request;
-            o.message = st.param_error;
-            o.answered_at = sim.elapsed();
-            finish(judge_call(index, st, o));
-            break;
-          }
-          pending.push_back({index, &st, sim.invoke(st.request)});
-          settle();
+      case step_kind::invoke: {
+        if (!st.param_error.empty()) {
+          call_outcome o;
+          o.done = true;
+          o.code = errc::bad_request;
+          o.message = st.param_error;
+          o.answered_at = sim.elapsed();
+          finish(judge_call(index, st, o));
           break;
         }
-        case step_kind::publish:
-          sim.plant().mqtt_inject(st.endpoint, st.topic, st.payload, st.retain);
-          sim.run();
-          finish({index, sim.elapsed(), st.description, true, {}, st.where});
-          break;
-        case step_kind::fault: {
-          if (auto* u = sim.modbus_unit_of(st.device)) {
-            u->connected = !st.disconnect;
-            sim.trace().record(sim.elapsed(), "fault",
-                               (st.disconnect ? "disconnect " : "reconnect ") + st.device);
-          } else {
-            sim.plant().mqtt_set_up(sim.endpoint_of(st.device), !st.disconnect);
-          }
-          sim.run();
-          finish({index, sim.elapsed(), st.description, true, {}, st.where});
-          break;
+        pending.push_back({index, &st, sim.invoke(st.request)});
+        settle();
+        break;
+      }
+      case step_kind::publish:
+        sim.plant().mqtt_inject(st.endpoint, st.topic, st.payload, st.retain);
+        sim.run();
+        finish({index, sim.elapsed(), st.description, true, {}, st.where});
+        break;
+      case step_kind::fault: {
+        if (auto* u = sim.modbus_unit_of(st.device)) {
+          u->connected = !st.disconnect;
+          sim.trace().record(sim.elapsed(), "fault",
+                             (st.disconnect ? "disconnect " : "reconnect ") + st.device);
+        } else {
+          sim.plant().mqtt_set_up(sim.endpoint_of(st.device), !st.disconnect);
         }
-        case step_kind::expect: finish(check_point(index, st, sim)); break;
-        case step_kind::expect_writes: {
-          auto& all = sim.plant().side_effects();
-          std::vector<std::string> got;
-          for (auto k = writes_seen; k < all.size(); ++k) got.push_back(all[k].text);
-          writes_seen = all.size();
-          step_result r{index, sim.elapsed(), st.description, got == st.writes, {}, st.where};
-          r.message = r.passed ? list_text(got)
-                               : "expected writes: " + list_text(st.writes) +
-                                   "; got: " + list_text(got);
-          finish(std::move(r));
-          break;
-        }
+        sim.run();
+        finish({index, sim.elapsed(), st.description, true, {}, st.where});
+        break;
+      }
+      case step_kind::expect: finish(check_point(index, st, sim)); break;
+      case step_kind::expect_writes: {
+        auto& all = sim.plant().side_effects();
+        std::vector<std::string> got;
+        for (auto k = writes_seen; k < all.size(); ++k)
+          got.push_back(all[k].text);
+        writes_seen = all.size();
+        step_result r{index, sim.elapsed(), st.description, got == st.writes, {}, st.where};
+        r.message = r.passed
+                        ? list_text(got)
+                        : "expected writes: " + list_text(st.writes) + "; got: " + list_text(got);
+        finish(std::move(r));
+        break;
+      }
       }
     }
     // Give actions still waiting for a device their full timeout, then call them unanswered.
     if (!pending.empty()) {
       std::chrono::milliseconds longest{0};
-      for (auto& c : s.node.connectors) longest = std::max(longest, c.action_timeout);
+      for (auto& c : s.node.connectors)
+        longest = std::max(longest, c.action_timeout);
       sim.advance(longest + 1s);
       settle();
       for (auto& p : pending)
@@ -641,7 +663,7 @@ scenario_report run_scenario(const scenario& s, std::optional<std::uint64_t> see
   rep.virtual_time = sim.elapsed();
   sim.stop();
   rep.wall_seconds =
-    std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
   return rep;
 }
 

@@ -90,7 +90,8 @@ public:
                 (retain ? " retain" : ""));
     auto& b = st_->brokers[endpoint_];
     if (retain) b.retained[topic] = payload;
-    for (auto* c : std::vector<sim_mqtt_client*>{b.clients}) c->offer(topic, payload);
+    for (auto* c : std::vector<sim_mqtt_client*>{b.clients})
+      c->offer(topic, payload);
     // QoS 1 and 2 are acknowledged by the broker; QoS 0 counts as published once written.
     if (handlers_.on_published) handlers_.on_published(mid);
     return mid;
@@ -171,8 +172,8 @@ public:
                                std::vector<std::uint16_t>& out) override {
     auto* u = unit(unit_id);
     if (auto st = check(u, unit_id, address, count, 125); !st.ok) return st;
-    auto& regs = table == modbus_table::holding_register ? u->holding_registers
-                                                          : u->input_registers;
+    auto& regs =
+        table == modbus_table::holding_register ? u->holding_registers : u->input_registers;
     out.clear();
     for (int a = address; a < address + count; ++a) {
       auto it = regs.find(a);
@@ -200,7 +201,8 @@ public:
     auto text = "write " + name(*u, unit_id) + " holding_register " + std::to_string(address) +
                 " " + registers_text(values);
     if (auto st = rejected(*u, address, count, text); !st.ok) return st;
-    for (int i = 0; i < count; ++i) u->holding_registers[address + i] = values[i];
+    for (int i = 0; i < count; ++i)
+      u->holding_registers[address + i] = values[i];
     st_->effect(std::move(text));
     return modbus_status::success();
   }
@@ -290,7 +292,8 @@ void simulated_plant::mqtt_inject(const std::string& endpoint, const std::string
     if (!endpoint.empty() && ep != endpoint) continue;
     if (!b.up) continue;
     if (retain) b.retained[topic] = payload;
-    for (auto* c : std::vector<sim_mqtt_client*>{b.clients}) c->offer(topic, payload);
+    for (auto* c : std::vector<sim_mqtt_client*>{b.clients})
+      c->offer(topic, payload);
   }
 }
 

@@ -231,23 +231,23 @@ std::shared_ptr<const call_outcome> simulation::invoke(action_request req) {
                   req.device + " " + req.action + " " + connectors::params_to_json(req.params));
   d.sys->spawn([=](caf::event_based_actor* a) {
     a->request(sup, caf::infinite, invoke_atom::value, req)
-      .then(
-        [=](value& v) {
-          out->done = true;
-          out->result = v;
-          out->answered_at = self->elapsed();
-          self->trace->record(out->answered_at, "result",
-                              req.device + " " + req.action + " = " + to_display_string(v));
-        },
-        [=](caf::error& err) {
-          out->done = true;
-          out->code = code_of(err);
-          out->message = message_of(err);
-          out->answered_at = self->elapsed();
-          self->trace->record(out->answered_at, "result",
-                              req.device + " " + req.action + " failed: " +
-                                to_string(out->code) + ": " + out->message);
-        });
+        .then(
+            [=](value& v) {
+              out->done = true;
+              out->result = v;
+              out->answered_at = self->elapsed();
+              self->trace->record(out->answered_at, "result",
+                                  req.device + " " + req.action + " = " + to_display_string(v));
+            },
+            [=](caf::error& err) {
+              out->done = true;
+              out->code = code_of(err);
+              out->message = message_of(err);
+              out->answered_at = self->elapsed();
+              self->trace->record(out->answered_at, "result",
+                                  req.device + " " + req.action +
+                                      " failed: " + to_string(out->code) + ": " + out->message);
+            });
   });
   d.run();
   return out;
@@ -281,7 +281,8 @@ void simulation::stop() {
   auto& d = *impl_;
   if (d.stopped || !d.sys) return;
   d.stopped = true;
-  for (auto& [name, sup] : d.supervisors) caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+  for (auto& [name, sup] : d.supervisors)
+    caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
   if (d.bus) caf::anon_send_exit(d.bus, caf::exit_reason::user_shutdown);
   d.supervisors.clear();
   d.bus = nullptr;

@@ -46,41 +46,43 @@ TEST(sandbox_cli, action_prints_the_modbus_register_write_and_the_outcome) {
 }
 
 TEST(sandbox_cli, action_rejects_a_bad_parameter_before_running_anything) {
-  auto out_of_range = manifold_cmd({"sandbox", "action", "--config",
-                                    source("examples/modbus.yaml"), "pump", "set_speed",
-                                    "value=70000"});
+  auto out_of_range = manifold_cmd({"sandbox", "action", "--config", source("examples/modbus.yaml"),
+                                    "pump", "set_speed", "value=70000"});
   EXPECT_EQ(out_of_range.exit_code, 2) << out_of_range.output;
   EXPECT_NE(out_of_range.output.find("parameter 'value' must be within [0, 6553.5], got 70000"),
             std::string::npos)
-    << out_of_range.output;
+      << out_of_range.output;
   EXPECT_EQ(out_of_range.output.find("write pump"), std::string::npos) << out_of_range.output;
 
   auto unknown = manifold_cmd({"sandbox", "action", "--config", source("examples/modbus.yaml"),
                                "pump", "set_speed", "speed=5"});
   EXPECT_EQ(unknown.exit_code, 2);
-  EXPECT_NE(unknown.output.find("unknown parameter 'speed'"), std::string::npos)
-    << unknown.output;
+  EXPECT_NE(unknown.output.find("unknown parameter 'speed'"), std::string::npos) << unknown.output;
 
-  auto not_a_number = manifold_cmd({"sandbox", "action", "--config",
-                                    source("examples/modbus.yaml"), "pump", "set_speed",
-                                    "value=fast"});
+  auto not_a_number = manifold_cmd({"sandbox", "action", "--config", source("examples/modbus.yaml"),
+                                    "pump", "set_speed", "value=fast"});
   EXPECT_EQ(not_a_number.exit_code, 2);
   EXPECT_NE(not_a_number.output.find("parameter 'value' must be double, got 'fast'"),
             std::string::npos)
-    << not_a_number.output;
+      << not_a_number.output;
 
-  auto missing = manifold_cmd({"sandbox", "action", "--config", source("examples/modbus.yaml"),
-                               "pump", "set_speed"});
+  auto missing = manifold_cmd(
+      {"sandbox", "action", "--config", source("examples/modbus.yaml"), "pump", "set_speed"});
   EXPECT_EQ(missing.exit_code, 2);
   EXPECT_NE(missing.output.find("missing required parameter 'value'"), std::string::npos)
-    << missing.output;
+      << missing.output;
 }
 
 TEST(sandbox_cli, run_passes_the_examples_and_replays_the_same_trace_hash) {
   temp_dir dir;
-  std::vector<std::string> args{"sandbox", "run", source("tests/scenarios/modbus_pump.yaml"),
-                                source("tests/scenarios/mqtt_boiler.yaml"), "--junit",
-                                dir.file("junit.xml"), "--trace", dir.file("trace.txt")};
+  std::vector<std::string> args{"sandbox",
+                                "run",
+                                source("tests/scenarios/modbus_pump.yaml"),
+                                source("tests/scenarios/mqtt_boiler.yaml"),
+                                "--junit",
+                                dir.file("junit.xml"),
+                                "--trace",
+                                dir.file("trace.txt")};
   auto a = manifold_cmd(args);
   ASSERT_EQ(a.exit_code, 0) << a.output;
   EXPECT_TRUE(std::regex_search(a.output, std::regex{"\n25 passed, 0 failed\n"})) << a.output;
@@ -92,13 +94,13 @@ TEST(sandbox_cli, run_passes_the_examples_and_replays_the_same_trace_hash) {
   auto junit = read_file(dir.file("junit.xml"));
   EXPECT_NE(junit.find("<testsuite name=\"modbus-pump\" tests=\"12\" failures=\"0\""),
             std::string::npos)
-    << junit;
+      << junit;
   auto trace = read_file(dir.file("trace.txt"));
   EXPECT_NE(trace.find("10.000s effect write pump holding_register 0 [1500]"), std::string::npos)
-    << trace;
+      << trace;
 
-  auto json = manifold_cmd({"sandbox", "run", source("tests/scenarios/modbus_pump.yaml"),
-                            "--json"});
+  auto json =
+      manifold_cmd({"sandbox", "run", source("tests/scenarios/modbus_pump.yaml"), "--json"});
   auto j = nlohmann::json::parse(json.output, nullptr, false);
   ASSERT_FALSE(j.is_discarded()) << json.output;
   EXPECT_EQ(j["passed"], 12);
@@ -107,8 +109,8 @@ TEST(sandbox_cli, run_passes_the_examples_and_replays_the_same_trace_hash) {
 
 TEST(sandbox_cli, failing_run_exits_non_zero_with_seed_and_replay_command) {
   temp_dir dir;
-  auto path = dir.write("wrong.yaml", "seed: 11\nnode:\n  config: " +
-                                        source("examples/modbus.yaml") + R"(
+  auto path =
+      dir.write("wrong.yaml", "seed: 11\nnode:\n  config: " + source("examples/modbus.yaml") + R"(
 devices:
   pump: {points: {speed: 100}}
 steps:

@@ -83,7 +83,7 @@ TEST(scenario, one_seed_replays_the_same_trace) {
   }
   auto s = load(scenario_dir() + "/sim_thermostat.yaml");
   EXPECT_NE(testkit::run_scenario(s, 1).trace_hash, testkit::run_scenario(s, 2).trace_hash)
-    << "another seed must give another run of the noisy thermostat";
+      << "another seed must give another run of the noisy thermostat";
 }
 
 TEST(scenario, wrong_expectation_fails_with_a_clear_message) {
@@ -138,7 +138,7 @@ TEST(scenario, bad_scenarios_are_reported_with_file_and_line) {
   EXPECT_NE(text.find("steps must be in time order"), std::string::npos) << text;
   EXPECT_NE(text.find("no point 'pump/nothing'"), std::string::npos) << text;
   EXPECT_NE(text.find("parameter 'value' must be within [0, 100], got 500"), std::string::npos)
-    << text;
+      << text;
   EXPECT_NE(text.find("no device 'nobody'"), std::string::npos) << text;
   EXPECT_NE(text.find("colour"), std::string::npos) << text;
 }
@@ -155,8 +155,7 @@ steps: []
 )");
   auto r = testkit::load_scenario(path);
   ASSERT_FALSE(r.value);
-  EXPECT_NE(r.diag.to_string().find("bad_node.yaml:6:"), std::string::npos)
-    << r.diag.to_string();
+  EXPECT_NE(r.diag.to_string().find("bad_node.yaml:6:"), std::string::npos) << r.diag.to_string();
 }
 
 TEST(scenario, action_expected_to_succeed_fails_when_the_broker_is_down) {
@@ -164,7 +163,8 @@ TEST(scenario, action_expected_to_succeed_fails_when_the_broker_is_down) {
   test::temp_dir dir;
   auto path = dir.write("down.yaml", R"(seed: 1
 node:
-  config: )" + std::string{MANIFOLD_SOURCE_DIR} + R"(/examples/mqtt.yaml
+  config: )" + std::string{MANIFOLD_SOURCE_DIR} +
+                                         R"(/examples/mqtt.yaml
 devices:
   boiler-1: {connected: false}
 steps:

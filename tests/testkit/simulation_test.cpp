@@ -197,7 +197,8 @@ connectors:
     type: crashing
     restart: {initial_backoff: 2s, max_backoff: 2s, max_restarts: 1, window: 1s}
     devices: []
-)", "<test>", registry.schemas(), registry.names());
+)",
+                               "<test>", registry.schemas(), registry.names());
   ASSERT_TRUE(r.config) << r.diag.to_string();
   simulation sim{*r.config, {}, std::move(registry)};
   sim.start();

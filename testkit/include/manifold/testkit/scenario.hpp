@@ -33,8 +33,8 @@ struct scenario_step {
 
   // invoke
   action_request request;
-  std::string param_error;         ///< Set when the parameters fail their declaration.
-  YAML::Node expect_result;        ///< Defined: the result must equal it.
+  std::string param_error;          ///< Set when the parameters fail their declaration.
+  YAML::Node expect_result;         ///< Defined: the result must equal it.
   std::optional<errc> expect_error; ///< Set: the call must fail with this code.
 
   // publish
@@ -83,9 +83,9 @@ struct scenario_load_result {
 };
 
 /// Reads a scenario file; every problem is reported with file:line.
-scenario_load_result load_scenario(const std::string& path,
-                                   const connectors::connector_registry& registry =
-                                     connectors::connector_registry::builtin());
+scenario_load_result load_scenario(
+    const std::string& path,
+    const connectors::connector_registry& registry = connectors::connector_registry::builtin());
 
 /// Builds the devices of a node config in `sim` with the models' data (encoding `points:`
 /// values the way the connector decodes them).
