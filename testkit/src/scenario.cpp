@@ -182,27 +182,7 @@ private:
     m.device = name;
     m.where = r.where();
     if (conn->type == "modbus") {
-      read_table(r, "holding_registers", m.holding_registers, false);
-      read_table(r, "input_registers", m.input_registers, false);
-      read_table(r, "coils", m.coils, true);
-      read_table(r, "discrete_inputs", m.discrete_inputs, true);
-      if (auto rw = r.take("reject_writes"); rw.IsDefined()) {
-        if (!rw.IsMap())
-          r.error("reject_writes", "'reject_writes' maps addresses to Modbus "
-                                   "exception codes, e.g. {0: 3}");
-        else
-          for (auto kv : rw) {
-            auto a = scalar_as(kv.first, value_type::int64);
-            auto c = scalar_as(kv.second, value_type::int64);
-            if (!a || !c || std::get<std::int64_t>(*c) < 1 || std::get<std::int64_t>(*c) > 255)
-              diag_.add(config::location_of(kv.first, file_),
-                        "'reject_writes': expected address: exception code (1..255)");
-            else
-              m.reject_writes[static_cast<int>(std::get<std::int64_t>(*a))] =
-                  static_cast<int>(std::get<std::int64_t>(*c));
-          }
-      }
-      if (auto pts = r.take("points"); pts.IsDefined()) read_points(pts, *dc, m);
+      read_modbus_data(r, *dc, m);
     } else if (conn->type == "mqtt") {
       for (auto& [topic, payload] : r.get_string_map("topics"))
         m.topics[topic] = payload;
@@ -214,6 +194,54 @@ private:
     if (auto c = r.get_bool("connected")) m.connected = *c;
     r.finish();
     s.devices.push_back(std::move(m));
+  }
+
+  /// The data of a Modbus unit: raw tables, point values and rejected addresses.
+  void read_modbus_data(map_reader& r, const device_config& dc, device_model& m) {
+    read_table(r, "holding_registers", m.holding_registers, false);
+    read_table(r, "input_registers", m.input_registers, false);
+    read_table(r, "coils", m.coils, true);
+    read_table(r, "discrete_inputs", m.discrete_inputs, true);
+    if (auto rw = r.take("reject_writes"); rw.IsDefined()) {
+      if (!rw.IsMap())
+        r.error("reject_writes", "'reject_writes' maps addresses to Modbus "
+                                 "exception codes, e.g. {0: 3}");
+      else
+        for (auto kv : rw) {
+          auto a = scalar_as(kv.first, value_type::int64);
+          auto c = scalar_as(kv.second, value_type::int64);
+          if (!a || !c || std::get<std::int64_t>(*c) < 1 || std::get<std::int64_t>(*c) > 255)
+            diag_.add(config::location_of(kv.first, file_),
+                      "'reject_writes': expected address: exception code (1..255)");
+          else
+            m.reject_writes[static_cast<int>(std::get<std::int64_t>(*a))] =
+                static_cast<int>(std::get<std::int64_t>(*c));
+        }
+    }
+    if (auto pts = r.take("points"); pts.IsDefined()) read_points(pts, dc, m);
+  }
+
+  /// A change of a Modbus device's data at a point in time: the device's own dynamics.
+  void read_set(map_reader& r, scenario& s, scenario_step& st) {
+    st.kind = step_kind::set;
+    auto set = r.nested("set", "'set'");
+    if (!set.ok()) return;
+    st.device = set.get_string("device", true).value_or("");
+    st.model.device = st.device;
+    const connector_config* conn = nullptr;
+    auto* dc = st.device.empty() ? nullptr : find_device(s, st.device, &conn);
+    if (dc && conn->type == "modbus") {
+      read_modbus_data(set, *dc, st.model);
+    } else {
+      if (!dc && !st.device.empty())
+        set.error("device", "no device '" + st.device + "' in the node config");
+      if (dc) set.error("device", "'set' changes a modbus device's data; for mqtt use 'publish'");
+      for (auto k : {"holding_registers", "input_registers", "coils", "discrete_inputs",
+                     "reject_writes", "points"})
+        set.take(k);
+    }
+    set.finish();
+    st.description = "set " + st.device;
   }
 
   /// Initial point values, encoded the way the connector decodes the point.
@@ -265,13 +293,13 @@ private:
       r.error("at", "steps must be in time order: this one is at " + format_elapsed(st.at) +
                         ", the one before at " + format_elapsed(s.steps.back().at));
     int kinds = 0;
-    for (auto k : {"invoke", "publish", "fault", "expect", "expect_writes"})
+    for (auto k : {"invoke", "publish", "fault", "expect", "expect_writes", "set"})
       kinds += r.has(k);
     if (kinds != 1) {
-      diag_.add(st.where, "a step needs exactly one of invoke, publish, fault, expect, "
+      diag_.add(st.where, "a step needs exactly one of invoke, publish, fault, set, expect, "
                           "expect_writes");
-      for (auto k : {"invoke", "publish", "fault", "expect", "expect_writes", "expect_result",
-                     "expect_error"})
+      for (auto k : {"invoke", "publish", "fault", "set", "expect", "expect_writes",
+                     "expect_result", "expect_error"})
         r.take(k);
       r.finish();
       return;
@@ -281,6 +309,7 @@ private:
     if (r.has("fault")) read_fault(r, s, st);
     if (r.has("expect")) read_expect(r, s, st);
     if (r.has("expect_writes")) read_writes(r, st);
+    if (r.has("set")) read_set(r, s, st);
     r.finish();
     s.steps.push_back(std::move(st));
   }
@@ -465,13 +494,13 @@ void apply_models(simulation& sim, const std::vector<device_model>& models) {
         u->discrete_inputs[a] = v;
       for (auto& [a, c] : m.reject_writes)
         u->reject_writes[a] = c;
-      u->connected = m.connected;
+      if (m.connected) u->connected = *m.connected;
       continue;
     }
     auto ep = sim.endpoint_of(m.device);
     for (auto& [topic, payload] : m.topics)
       sim.plant().mqtt_retain(ep, topic, payload);
-    if (!m.connected) sim.plant().mqtt_set_up(ep, false);
+    if (m.connected == false) sim.plant().mqtt_set_up(ep, false);
   }
 }
 
@@ -626,6 +655,11 @@ scenario_report run_scenario(const scenario& s, std::optional<std::uint64_t> see
         finish({index, sim.elapsed(), st.description, true, {}, st.where});
         break;
       }
+      case step_kind::set:
+        apply_models(sim, {st.model});
+        sim.trace().record(sim.elapsed(), "set", st.device);
+        finish({index, sim.elapsed(), st.description, true, {}, st.where});
+        break;
       case step_kind::expect: finish(check_point(index, st, sim)); break;
       case step_kind::expect_writes: {
         auto& all = sim.plant().side_effects();

@@ -11,6 +11,7 @@
 
 #include "manifold/actors/data_bus.hpp"
 #include "manifold/actors/messages.hpp"
+#include "manifold/actors/metrics.hpp"
 #include "manifold/connectors/mqtt_transport.hpp"
 #include "manifold/supervision/connector_supervisor.hpp"
 #include "modbus/modbus_schema.hpp"
@@ -48,6 +49,7 @@ struct simulation::impl {
   connectors::connector_registry registry;
   std::shared_ptr<event_trace> trace;
   std::shared_ptr<simulated_plant> plant;
+  std::shared_ptr<node_metrics> metrics = std::make_shared<node_metrics>();
   caf::actor_system_config sys_cfg;
   std::unique_ptr<caf::actor_system> sys;
   caf::scheduler::test_coordinator* coord = nullptr;
@@ -161,7 +163,7 @@ void simulation::start() {
   auto& d = *impl_;
   if (d.started) return;
   d.started = true;
-  d.bus = spawn_data_bus(*d.sys, nullptr);
+  d.bus = spawn_data_bus(*d.sys, d.metrics);
   d.sink = std::make_shared<latest_sink>(impl_.get());
   caf::anon_send(d.bus, subscribe_atom::value, d.sink, reading_filter{});
   d.run();
@@ -173,9 +175,11 @@ void simulation::start() {
     // As in node_runtime: each connector gets a copy of its own section only.
     ctx.config = std::make_shared<const connector_config>(c);
     ctx.bus = d.bus;
+    ctx.metrics = d.metrics;
     ctx.transports = d.plant;
     ctx.seed = connector_seed(d.opts.seed, c.name);
     ctx.log = log::logger{c.type};
+    ctx.readings_counter = &d.metrics->readings(c.name);
     ctx.clock = [self] { return virtual_epoch + self->elapsed().count() * 1000000LL; };
     d.supervisors.emplace(c.name, supervision::spawn_connector_supervisor(*d.sys, *type, ctx));
   }
@@ -266,6 +270,10 @@ event_trace& simulation::trace() {
 
 std::uint64_t simulation::events() const {
   return impl_->events;
+}
+
+node_metrics& simulation::metrics() {
+  return *impl_->metrics;
 }
 
 caf::actor_system& simulation::system() {

@@ -85,14 +85,14 @@ TEST(sandbox_cli, run_passes_the_examples_and_replays_the_same_trace_hash) {
                                 dir.file("trace.txt")};
   auto a = manifold_cmd(args);
   ASSERT_EQ(a.exit_code, 0) << a.output;
-  EXPECT_TRUE(std::regex_search(a.output, std::regex{"\n25 passed, 0 failed\n"})) << a.output;
-  EXPECT_NE(a.output.find("[12/12]"), std::string::npos) << a.output;
+  EXPECT_TRUE(std::regex_search(a.output, std::regex{"\n29 passed, 0 failed\n"})) << a.output;
+  EXPECT_NE(a.output.find("[16/16]"), std::string::npos) << a.output;
   auto b = manifold_cmd(args);
   EXPECT_FALSE(trace_hash(a.output).empty()) << a.output;
   EXPECT_EQ(trace_hash(a.output), trace_hash(b.output));
 
   auto junit = read_file(dir.file("junit.xml"));
-  EXPECT_NE(junit.find("<testsuite name=\"modbus-pump\" tests=\"12\" failures=\"0\""),
+  EXPECT_NE(junit.find("<testsuite name=\"modbus-pump\" tests=\"16\" failures=\"0\""),
             std::string::npos)
       << junit;
   auto trace = read_file(dir.file("trace.txt"));
@@ -103,7 +103,7 @@ TEST(sandbox_cli, run_passes_the_examples_and_replays_the_same_trace_hash) {
       manifold_cmd({"sandbox", "run", source("tests/scenarios/modbus_pump.yaml"), "--json"});
   auto j = nlohmann::json::parse(json.output, nullptr, false);
   ASSERT_FALSE(j.is_discarded()) << json.output;
-  EXPECT_EQ(j["passed"], 12);
+  EXPECT_EQ(j["passed"], 16);
   EXPECT_EQ(j["trace_hash"], j["scenarios"][0]["trace_hash"]);
 }
 

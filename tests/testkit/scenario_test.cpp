@@ -130,6 +130,8 @@ TEST(scenario, bad_scenarios_are_reported_with_file_and_line) {
   - at: 4s
     expect: {point: pump/speed, equals: 1}
     colour: blue
+  - at: 5s
+    set: {device: pump, points: {nothing: 1}}
 )");
   auto r = testkit::load_scenario(path);
   ASSERT_FALSE(r.value);
@@ -141,6 +143,7 @@ TEST(scenario, bad_scenarios_are_reported_with_file_and_line) {
       << text;
   EXPECT_NE(text.find("no device 'nobody'"), std::string::npos) << text;
   EXPECT_NE(text.find("colour"), std::string::npos) << text;
+  EXPECT_NE(text.find("device 'pump' has no point 'nothing'"), std::string::npos) << text;
 }
 
 TEST(scenario, node_config_errors_point_into_the_scenario_file) {

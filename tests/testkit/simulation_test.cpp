@@ -7,6 +7,7 @@
 #include <caf/event_based_actor.hpp>
 
 #include "manifold/actors/config.hpp"
+#include "manifold/actors/metrics.hpp"
 #include "manifold/testkit/simulation.hpp"
 
 namespace {
@@ -86,6 +87,10 @@ TEST(simulation, modbus_poll_decodes_simulated_registers) {
   EXPECT_DOUBLE_EQ(std::get<double>(speed->data), 120.0);
   EXPECT_EQ(speed->q, quality::good);
   EXPECT_TRUE(std::get<bool>(sim.latest("pump", "running")->data));
+  // The node's metrics are wired as in a node: readings are counted per connector.
+  EXPECT_NE(sim.metrics().serialize().find("manifold_readings_total{connector=\"plant-modbus\"}"),
+            std::string::npos)
+      << sim.metrics().serialize();
 }
 
 TEST(simulation, modbus_action_writes_register_and_records_it) {

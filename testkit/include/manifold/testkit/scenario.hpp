@@ -22,7 +22,18 @@ namespace manifold::testkit {
 
 class simulation;
 
-enum class step_kind { invoke, publish, fault, expect, expect_writes };
+enum class step_kind { invoke, publish, fault, set, expect, expect_writes };
+
+/// Initial data of one simulated device.
+struct device_model {
+  std::string device;
+  source_location where;
+  std::map<int, std::uint16_t> holding_registers, input_registers;
+  std::map<int, std::uint8_t> coils, discrete_inputs;
+  std::map<int, int> reject_writes;
+  std::optional<bool> connected;             ///< Unset: as it is (connected at the start).
+  std::map<std::string, std::string> topics; ///< MQTT: retained payloads by topic.
+};
 
 /// One timed step of a scenario, already checked against the node config.
 struct scenario_step {
@@ -55,17 +66,9 @@ struct scenario_step {
 
   // expect_writes
   std::vector<std::string> writes;
-};
 
-/// Initial data of one simulated device.
-struct device_model {
-  std::string device;
-  source_location where;
-  std::map<int, std::uint16_t> holding_registers, input_registers;
-  std::map<int, std::uint8_t> coils, discrete_inputs;
-  std::map<int, int> reject_writes;
-  bool connected = true;
-  std::map<std::string, std::string> topics; ///< MQTT: retained payloads by topic.
+  // set (with `device`): the data to write into the device
+  device_model model;
 };
 
 struct scenario {

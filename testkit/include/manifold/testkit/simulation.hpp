@@ -17,6 +17,10 @@
 #include "manifold/testkit/trace.hpp"
 
 /// Deterministic virtual-time runs of a node's real connectors against simulated devices.
+namespace manifold {
+class node_metrics;
+}
+
 namespace manifold::testkit {
 
 /// The virtual wall-clock time at the start of every run: 2026-01-01T00:00:00Z. A fixed epoch
@@ -100,6 +104,8 @@ public:
   std::uint64_t events() const;
 
   caf::actor_system& system();
+  /// The node's metrics, as the gateway would serve them (readings, actions, connector state).
+  node_metrics& metrics();
   caf::actor supervisor(const std::string& connector) const;
 
   /// Stops every actor and delivers their exits. Idempotent; the destructor calls it.
