@@ -381,6 +381,11 @@ public:
                       "not valid YAML: " + e.msg);
       return result;
     }
+    return run(root);
+  }
+
+  load_result run(const YAML::Node& root) {
+    load_result result;
     node_config cfg;
     cfg.source = file_;
     if (!root.IsDefined() || root.IsNull()) {
@@ -686,6 +691,12 @@ load_result load_string(const std::string& text, const std::string& file,
                         const schema_lookup& schemas, const std::vector<std::string>& types,
                         const load_options& options) {
   return loader{file, schemas, types, options}.run(text);
+}
+
+load_result load_node(const YAML::Node& root, const std::string& file,
+                      const schema_lookup& schemas, const std::vector<std::string>& types,
+                      const load_options& options) {
+  return loader{file, schemas, types, options}.run(root);
 }
 
 load_result load_file(const std::string& path, const schema_lookup& schemas,

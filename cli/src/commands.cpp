@@ -12,6 +12,7 @@
 
 #include "manifold/cli/http_client.hpp"
 #include "manifold/cli/node_runtime.hpp"
+#include "sandbox_commands.hpp"
 
 namespace manifold::cli {
 
@@ -393,6 +394,8 @@ int run(int argc, char** argv) {
   invoke_cmd->add_option("params", action_params, "Parameters as key=value (value: JSON or text)");
   add_client_flags(invoke_cmd);
 
+  auto sandbox = add_sandbox_commands(app);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -400,6 +403,7 @@ int run(int argc, char** argv) {
     return rc == 0 ? exit_ok : exit_usage;
   }
 
+  if (auto rc = sandbox()) return *rc;
   if (*node_run_cmd) return node_run(node_config_file, listen, load_opts);
   if (*cfg_check) return config_check(check_file, check_json, load_opts);
   if (*devices_list_cmd) return devices_list(client);

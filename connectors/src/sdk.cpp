@@ -55,7 +55,7 @@ void publish(caf::event_based_actor* self, const connector_context& ctx, point_r
 
 void publish_stale(caf::event_based_actor* self, const connector_context& ctx,
                    const device_config& device, const std::string& reason) {
-  auto now = now_timestamp();
+  auto now = ctx.now();
   for (auto& p : device.points) {
     point_reading r;
     r.connector = ctx.name();

@@ -24,6 +24,8 @@ namespace {
 
 using namespace std::chrono_literals;
 using steady = std::chrono::steady_clock;
+/// A point in time for restart windows and backoff resets.
+using instant = std::chrono::nanoseconds;
 
 /// The delayed "now restart" after a backoff; it carries the generation it was meant for, so a
 /// manual stop or start in between makes it void.
@@ -40,15 +42,22 @@ struct supervisor_state {
   connector_state state = connector_state::starting;
   std::uint64_t restarts = 0;
   std::string last_error;
-  std::deque<steady::time_point> recent_crashes; ///< Within the intensity window.
+  std::deque<instant> recent_crashes; ///< Within the intensity window.
   std::chrono::milliseconds backoff{0};
-  steady::time_point started_at;
+  instant started_at{0};
   std::mt19937_64 rng;
   log::logger log{"supervision"};
   static inline const char* name = "connector_supervisor";
 };
 
 using supervisor_actor = caf::stateful_actor<supervisor_state>;
+
+/// The monotonic clock, or the connectors' clock when one is set (the testkit's virtual time), so
+/// restart windows and backoff resets count in the same time as the connector's timers.
+instant now(const supervisor_state& st) {
+  if (st.ctx.clock) return instant{st.ctx.clock()};
+  return std::chrono::duration_cast<instant>(steady::now().time_since_epoch());
+}
 
 const restart_config& policy(supervisor_actor* self) {
   return self->state.ctx.config->restart;
@@ -102,7 +111,7 @@ void start_child(supervisor_actor* self) {
   self->link_to(st.child);
   ++st.generation;
   set_state(self, connector_state::running);
-  st.started_at = steady::now();
+  st.started_at = now(st);
   set_up(self, true);
   schedule_probe(self);
 }
@@ -124,7 +133,7 @@ void drop_child(supervisor_actor* self, const caf::error& reason) {
 std::chrono::microseconds next_backoff(supervisor_state& st) {
   auto& rc = st.ctx.config->restart;
   // A child that ran longer than the maximum backoff was healthy: start the ladder again.
-  if (st.backoff.count() == 0 || steady::now() - st.started_at > rc.max_backoff)
+  if (st.backoff.count() == 0 || now(st) - st.started_at > rc.max_backoff)
     st.backoff = rc.initial_backoff;
   else
     st.backoff = std::min(st.backoff * 2, rc.max_backoff);
@@ -149,12 +158,12 @@ void escalate(supervisor_actor* self) {
 void on_crash(supervisor_actor* self, std::string error) {
   auto& st = self->state;
   auto& rc = policy(self);
-  auto now = steady::now();
+  auto at = now(st);
   // Crash reports travel to the API and logs: no secret value goes with them.
   st.last_error = log::redact(std::move(error));
   set_up(self, false);
-  st.recent_crashes.push_back(now);
-  while (!st.recent_crashes.empty() && now - st.recent_crashes.front() > rc.window)
+  st.recent_crashes.push_back(at);
+  while (!st.recent_crashes.empty() && at - st.recent_crashes.front() > rc.window)
     st.recent_crashes.pop_front();
   if (rc.kind == restart_kind::temporary) {
     set_state(self, connector_state::failed);

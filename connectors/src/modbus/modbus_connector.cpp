@@ -114,7 +114,7 @@ void publish_point(modbus_actor* self, const device_runtime& d, const point_runt
   r.data = std::move(v);
   r.q = q;
   r.reason = std::move(reason);
-  r.source_time = now_timestamp();
+  r.source_time = self->state.ctx.now();
   publish(self, self->state.ctx, std::move(r));
 }
 

@@ -12,7 +12,7 @@ namespace manifold::connectors::modbus {
 namespace {
 
 struct worker_state {
-  std::unique_ptr<modbus_client> client;
+  std::shared_ptr<modbus_client> client;
   static inline const char* name = "modbus_worker";
 };
 
@@ -51,9 +51,8 @@ poll_outcome run_poll(modbus_client* client, poll_job& job) {
   return out;
 }
 
-caf::behavior modbus_worker(worker_actor* self, std::shared_ptr<transport_factory> transports,
-                            modbus_client_options opts) {
-  if (transports) self->state.client = transports->make_modbus(opts);
+caf::behavior modbus_worker(worker_actor* self, std::shared_ptr<modbus_client> client) {
+  self->state.client = std::move(client);
   return {
     [=](poll_atom, poll_job& job) { return run_poll(self->state.client.get(), job); },
     [=](write_atom, write_job& job) -> modbus_status {
@@ -72,8 +71,15 @@ caf::behavior modbus_worker(worker_actor* self, std::shared_ptr<transport_factor
 caf::actor spawn_modbus_worker(caf::event_based_actor* parent,
                                std::shared_ptr<transport_factory> transports,
                                modbus_client_options opts) {
-  return parent->spawn<caf::detached + caf::linked>(modbus_worker, std::move(transports),
-                                                    std::move(opts));
+  // Made here rather than in the worker so its kind picks the worker's: creating a client opens
+  // no connection (libmodbus connects on the first call).
+  std::shared_ptr<modbus_client> client;
+  if (transports) client = transports->make_modbus(opts);
+  // A detached actor has a thread of its own even under CAF's deterministic test scheduler, so
+  // only a client that blocks gets one; a simulated one runs in order with the connector.
+  if (client && !client->blocking())
+    return parent->spawn<caf::linked>(modbus_worker, std::move(client));
+  return parent->spawn<caf::detached + caf::linked>(modbus_worker, std::move(client));
 }
 
 } // namespace manifold::connectors::modbus

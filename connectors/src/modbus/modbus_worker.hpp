@@ -13,7 +13,8 @@
 #include "modbus/modbus_planner.hpp"
 
 /// The worker that makes the blocking Modbus calls for one connector instance. It runs in its
-/// own thread (a detached actor), owns the `modbus_client`, and handles one request at a time.
+/// own thread (a detached actor) when the client blocks, owns the `modbus_client`, and handles
+/// one request at a time.
 ///
 /// Protocol:
 /// - `(poll_atom, poll_job) -> poll_outcome`: runs the job's reads in order; stops at the first
@@ -47,7 +48,9 @@ struct write_job {
   std::vector<std::uint16_t> registers; ///< For a coil: one element, 0 or 1.
 };
 
-/// Spawns the worker detached and linked to `parent`; the client comes from `transports`.
+/// Spawns the worker linked to `parent`; the client comes from `transports`. A blocking client
+/// (libmodbus) gets a detached worker; a non-blocking one (`modbus_client::blocking`) a scheduled
+/// one.
 caf::actor spawn_modbus_worker(caf::event_based_actor* parent,
                                std::shared_ptr<transport_factory> transports,
                                modbus_client_options opts);

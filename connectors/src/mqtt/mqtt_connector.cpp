@@ -166,7 +166,7 @@ void publish_result(mqtt_actor* self, const point_binding& b, mapping_result r) 
   reading.data = std::move(r.data);
   reading.q = r.q;
   reading.reason = std::move(r.reason);
-  reading.source_time = now_timestamp();
+  reading.source_time = st.ctx.now();
   publish(self, st.ctx, std::move(reading));
 }
 

@@ -152,7 +152,7 @@ void publish_value(sim_actor* self, const device_state& d, const std::string& po
   r.device = d.config->name;
   r.point = point;
   r.data = std::move(v);
-  r.source_time = now_timestamp();
+  r.source_time = self->state.ctx.now();
   publish(self, self->state.ctx, std::move(r));
 }
 

@@ -138,6 +138,11 @@ struct load_options {
 load_result load_string(const std::string& text, const std::string& file,
                         const schema_lookup& schemas, const std::vector<std::string>& known_types,
                         const load_options& options = {});
+/// Reads an already parsed YAML node laid out like a config file (e.g. a section of a testkit
+/// scenario); positions in diagnostics are those of the file `file` it was parsed from.
+load_result load_node(const YAML::Node& root, const std::string& file,
+                      const schema_lookup& schemas, const std::vector<std::string>& known_types,
+                      const load_options& options = {});
 load_result load_file(const std::string& path, const schema_lookup& schemas,
                       const std::vector<std::string>& known_types,
                       const load_options& options = {});

@@ -34,6 +34,11 @@ class modbus_client {
 public:
   virtual ~modbus_client() = default;
 
+  /// Whether calls block on I/O. The connector runs a blocking client in a detached actor (its
+  /// own thread); a non-blocking one (the testkit's simulated devices) in an ordinary scheduled
+  /// actor, so a deterministic scheduler runs it in order with everything else.
+  virtual bool blocking() const { return true; }
+
   virtual modbus_status connect() = 0;
   virtual void close() = 0;
   virtual bool connected() const = 0;

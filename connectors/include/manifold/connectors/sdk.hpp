@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -41,8 +42,13 @@ struct connector_context {
   /// The bounded queue to the bus (`config->queue`). Shared by every instance of the connector
   /// across restarts. The supervisor creates it when a hand-made context has none.
   reading_queue_ptr queue;
+  /// Where readings get their `source_time`. Empty: the wall clock. The testkit sets a virtual
+  /// clock here so a simulated run reads no wall-clock time and replays exactly.
+  std::function<timestamp()> clock;
 
   const std::string& name() const { return config->name; }
+  /// The time to stamp a reading with: `clock()` when set, else the wall clock.
+  timestamp now() const { return clock ? clock() : now_timestamp(); }
 };
 
 /// A context with everything derived from `config` filled in: the reading queue, the readings

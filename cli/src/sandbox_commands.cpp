@@ -1,0 +1,288 @@
+// `manifold sandbox`: scenarios and single actions against simulated devices in virtual time.
+// Nothing here opens a network connection: the connectors get the testkit's simulated plant.
+
+#include "sandbox_commands.hpp"
+
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <sstream>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "manifold/actors/log.hpp"
+#include "manifold/cli/commands.hpp"
+#include "manifold/cli/node_runtime.hpp"
+#include "manifold/testkit/params.hpp"
+#include "manifold/testkit/scenario.hpp"
+#include "manifold/testkit/simulation.hpp"
+
+namespace manifold::cli {
+
+namespace {
+
+using namespace std::chrono_literals;
+using json = nlohmann::json;
+
+struct sandbox_options {
+  std::vector<std::string> files;
+  std::optional<std::uint64_t> seed;
+  std::string junit;
+  std::string trace;
+  bool as_json = false;
+  std::string log_level = "off";
+
+  std::string config;
+  std::string device;
+  std::string action;
+  std::vector<std::string> params;
+};
+
+void quiet_logs(const std::string& level) {
+  log::level lvl;
+  if (log::parse_level(level, lvl)) log::set_level(lvl);
+}
+
+std::string xml_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+    case '&': out += "&amp;"; break;
+    case '<': out += "&lt;"; break;
+    case '>': out += "&gt;"; break;
+    case '"': out += "&quot;"; break;
+    default: out += c;
+    }
+  }
+  return out;
+}
+
+bool write_junit(const std::string& path, const std::vector<testkit::scenario_report>& reports) {
+  std::ofstream out{path};
+  if (!out) return false;
+  out << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n";
+  for (auto& r : reports) {
+    out << "  <testsuite name=\"" << xml_escape(r.name) << "\" tests=\"" << r.steps.size()
+        << "\" failures=\"" << r.failed << "\" time=\"" << r.wall_seconds << "\">\n";
+    for (auto& s : r.steps) {
+      out << "    <testcase classname=\"" << xml_escape(r.name) << "\" name=\""
+          << xml_escape("[" + std::to_string(s.index) + "] " + testkit::format_elapsed(s.at) + " " +
+                        s.description)
+          << "\"";
+      if (s.passed) {
+        out << "/>\n";
+        continue;
+      }
+      out << ">\n      <failure message=\"" << xml_escape(s.message) << "\">"
+          << xml_escape(s.where.to_string() + ": " + s.message) << "</failure>\n"
+          << "    </testcase>\n";
+    }
+    out << "  </testsuite>\n";
+  }
+  out << "</testsuites>\n";
+  return static_cast<bool>(out);
+}
+
+std::string combined_hash(const std::vector<testkit::scenario_report>& reports) {
+  testkit::event_trace t{false};
+  for (auto& r : reports)
+    t.record(0ms, "scenario", r.file + " " + r.trace_hash);
+  return reports.size() == 1 ? reports[0].trace_hash : t.hash_hex();
+}
+
+std::string replay_command(const std::vector<std::string>& files, std::uint64_t seed) {
+  std::string cmd = "manifold sandbox run";
+  for (auto& f : files)
+    cmd += " " + f;
+  return cmd + " --seed " + std::to_string(seed);
+}
+
+int sandbox_run(const sandbox_options& o) {
+  quiet_logs(o.log_level);
+  std::vector<testkit::scenario_report> reports;
+  std::size_t passed = 0, failed = 0;
+  bool load_failed = false;
+  std::vector<std::string> failed_files;
+  for (auto& file : o.files) {
+    auto loaded = testkit::load_scenario(file);
+    if (!loaded.value) {
+      std::cerr << loaded.diag.to_string() << file << ": invalid scenario ("
+                << loaded.diag.items().size() << " error"
+                << (loaded.diag.items().size() == 1 ? "" : "s") << ")\n";
+      load_failed = true;
+      continue;
+    }
+    auto& sc = *loaded.value;
+    auto total = sc.steps.size();
+    std::size_t done = 0;
+    if (!o.as_json)
+      std::cout << "scenario " << sc.name << " (" << file << ", seed " << o.seed.value_or(sc.seed)
+                << ", " << total << " steps)\n";
+    auto report = testkit::run_scenario(sc, o.seed, [&](const testkit::step_result& r) {
+      ++done;
+      if (o.as_json) return;
+      std::cout << "  [" << done << "/" << total << "] " << testkit::format_elapsed(r.at) << " "
+                << r.description << ": " << (r.passed ? "ok" : "FAILED");
+      if (!r.message.empty()) std::cout << " (" << r.message << ")";
+      if (!r.passed) std::cout << "\n      at " << r.where.to_string();
+      std::cout << '\n';
+    });
+    passed += report.passed;
+    failed += report.failed;
+    if (report.failed > 0) failed_files.push_back(file);
+    if (!o.as_json)
+      std::cout << "  " << report.passed << " passed, " << report.failed << " failed in "
+                << testkit::format_elapsed(report.virtual_time) << " virtual time; trace "
+                << report.trace_hash << '\n';
+    reports.push_back(std::move(report));
+  }
+
+  auto hash = combined_hash(reports);
+  if (!o.trace.empty()) {
+    std::ofstream out{o.trace};
+    for (auto& r : reports) {
+      out << "# " << r.file << " seed " << r.seed << " trace " << r.trace_hash << '\n';
+      for (auto& e : r.trace)
+        out << e.to_string() << '\n';
+    }
+    if (!out) std::cerr << "error: cannot write the trace to " << o.trace << '\n';
+  }
+  if (!o.junit.empty() && !write_junit(o.junit, reports))
+    std::cerr << "error: cannot write the JUnit report to " << o.junit << '\n';
+
+  if (o.as_json) {
+    json j;
+    j["passed"] = passed;
+    j["failed"] = failed;
+    j["trace_hash"] = hash;
+    j["scenarios"] = json::array();
+    for (auto& r : reports) {
+      json s{{"file", r.file},        {"name", r.name},
+             {"seed", r.seed},        {"passed", r.passed},
+             {"failed", r.failed},    {"trace_hash", r.trace_hash},
+             {"events", r.events},    {"virtual_ms", r.virtual_time.count()},
+             {"steps", json::array()}};
+      for (auto& st : r.steps)
+        s["steps"].push_back({{"index", st.index},
+                              {"at_ms", st.at.count()},
+                              {"step", st.description},
+                              {"passed", st.passed},
+                              {"message", st.message},
+                              {"where", st.where.to_string()}});
+      j["scenarios"].push_back(std::move(s));
+    }
+    std::cout << j.dump(2) << '\n';
+  } else {
+    std::cout << passed << " passed, " << failed << " failed\n";
+    std::cout << "trace hash: " << hash << '\n';
+  }
+  if (failed > 0) {
+    for (auto& r : reports)
+      if (r.failed > 0)
+        std::cerr << "failed: " << r.file << " with seed " << r.seed
+                  << "; replay: " << replay_command({r.file}, r.seed) << '\n';
+    return exit_failed;
+  }
+  return load_failed ? exit_usage : exit_ok;
+}
+
+int sandbox_action(const sandbox_options& o) {
+  quiet_logs(o.log_level);
+  auto registry = connectors::connector_registry::builtin();
+  auto loaded = load_node_config(o.config, registry);
+  if (!loaded.config) {
+    std::cerr << loaded.diag.to_string() << o.config << ": invalid config\n";
+    return exit_usage;
+  }
+  const action_config* action = nullptr;
+  const connector_config* conn = nullptr;
+  for (auto& c : loaded.config->connectors)
+    if (auto* d = c.device(o.device)) {
+      conn = &c;
+      action = d->action(o.action);
+      if (!action) {
+        std::string names;
+        for (auto& a : d->actions)
+          names += (names.empty() ? "" : ", ") + a.name;
+        std::cerr << "error: device '" << o.device << "' has no action '" << o.action
+                  << "' (it has: " << (names.empty() ? "none" : names) << ")\n";
+        return exit_usage;
+      }
+    }
+  if (!conn) {
+    std::cerr << "error: no device '" << o.device << "' in " << o.config << '\n';
+    return exit_usage;
+  }
+  std::map<std::string, YAML::Node> raw;
+  for (auto& p : o.params) {
+    auto eq = p.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      std::cerr << "error: parameters are key=value, got '" << p << "'\n";
+      return exit_usage;
+    }
+    raw[p.substr(0, eq)] = YAML::Node(p.substr(eq + 1));
+  }
+  auto checked = testkit::check_params(*action, raw);
+  if (auto* err = std::get_if<std::string>(&checked)) {
+    std::cerr << "error: " << *err << '\n';
+    return exit_usage;
+  }
+
+  testkit::simulation sim{*loaded.config};
+  sim.start();
+  auto before = sim.plant().side_effects().size();
+  auto call = sim.invoke({o.device, o.action, std::get<std::map<std::string, value>>(checked)});
+  for (int i = 0; !call->done && i < 100; ++i)
+    sim.advance(conn->action_timeout / 50 + 1ms);
+  std::cout << "sandbox: " << o.device << " " << o.action << " on simulated devices from "
+            << o.config << " (no network)\n";
+  auto& effects = sim.plant().side_effects();
+  for (auto i = before; i < effects.size(); ++i)
+    std::cout << "  " << effects[i].text << '\n';
+  if (effects.size() == before) std::cout << "  (no writes, no publishes)\n";
+  if (!call->done) {
+    std::cout << "outcome: no answer from the connector\n";
+    return exit_failed;
+  }
+  if (call->result) {
+    std::cout << "outcome: ok, result " << to_display_string(*call->result) << '\n';
+    return exit_ok;
+  }
+  std::cout << "outcome: " << to_string(call->code) << ": " << call->message << '\n';
+  return exit_failed;
+}
+
+} // namespace
+
+std::function<std::optional<int>()> add_sandbox_commands(CLI::App& app) {
+  auto o = std::make_shared<sandbox_options>();
+  auto sandbox = app.add_subcommand("sandbox", "Try scenarios and actions on simulated devices");
+  sandbox->require_subcommand(1);
+
+  auto run = sandbox->add_subcommand("run", "Run scenario files in deterministic virtual time");
+  run->add_option("files", o->files, "Scenario files (YAML)")->required()->check(CLI::ExistingFile);
+  run->add_option("--seed", o->seed, "Seed for every scenario (default: each file's seed)");
+  run->add_option("--junit", o->junit, "Write a JUnit XML report to this file");
+  run->add_option("--trace", o->trace, "Write the ordered event trace to this file");
+  run->add_flag("--json", o->as_json, "Print the report as JSON");
+  run->add_option("--log-level", o->log_level, "Connector log level (default off)");
+
+  auto action = sandbox->add_subcommand(
+      "action", "Run one action against simulated devices built from a node config");
+  action->add_option("-c,--config", o->config, "Node config (YAML)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  action->add_option("device", o->device, "Device name")->required();
+  action->add_option("action", o->action, "Action name")->required();
+  action->add_option("params", o->params, "Parameters as key=value");
+  action->add_option("--log-level", o->log_level, "Connector log level (default off)");
+
+  return [o, run, action]() -> std::optional<int> {
+    if (*run) return sandbox_run(*o);
+    if (*action) return sandbox_action(*o);
+    return std::nullopt;
+  };
+}
+
+} // namespace manifold::cli

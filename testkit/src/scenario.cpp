@@ -1,0 +1,704 @@
+#include "manifold/testkit/scenario.hpp"
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "manifold/connectors/mqtt_transport.hpp"
+#include "manifold/testkit/params.hpp"
+#include "manifold/testkit/simulation.hpp"
+#include "modbus/modbus_codec.hpp"
+#include "modbus/modbus_schema.hpp"
+
+namespace manifold::testkit {
+
+namespace {
+
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+using config::map_reader;
+
+nlohmann::json to_json(const YAML::Node& n) {
+  if (n.IsMap()) {
+    auto j = nlohmann::json::object();
+    for (auto kv : n)
+      j[kv.first.Scalar()] = to_json(kv.second);
+    return j;
+  }
+  if (n.IsSequence()) {
+    auto j = nlohmann::json::array();
+    for (auto x : n)
+      j.push_back(to_json(x));
+    return j;
+  }
+  if (!n.IsScalar()) return nullptr;
+  const auto& s = n.Scalar();
+  // Quoted scalars stay strings; plain ones that read as JSON scalars keep their type.
+  if (n.Tag() == "!") return s;
+  auto j = nlohmann::json::parse(s, nullptr, false);
+  if (!j.is_discarded() && !j.is_object() && !j.is_array()) return j;
+  return s;
+}
+
+std::string scalar_text(const YAML::Node& n) {
+  if (n.IsScalar()) return n.Scalar();
+  if (!n.IsDefined() || n.IsNull()) return "null";
+  return to_json(n).dump();
+}
+
+/// Reads the scenario file's sections; diagnostics go to `diag` with file:line.
+class scenario_loader {
+public:
+  scenario_loader(std::string file, const connectors::connector_registry& registry)
+    : file_(std::move(file)), registry_(registry) {}
+
+  scenario_load_result run() {
+    scenario_load_result out;
+    YAML::Node root;
+    try {
+      root = YAML::LoadFile(file_);
+    } catch (const YAML::BadFile&) {
+      diag_.add({file_, 0, 0}, "cannot open the scenario file");
+      out.diag = std::move(diag_);
+      return out;
+    } catch (const YAML::Exception& e) {
+      diag_.add({file_, e.mark.line + 1, e.mark.column + 1}, "not valid YAML: " + e.msg);
+      out.diag = std::move(diag_);
+      return out;
+    }
+    scenario s;
+    s.file = file_;
+    map_reader r{root, file_, diag_, "the scenario"};
+    if (r.ok()) read(r, s);
+    out.diag = std::move(diag_);
+    if (out.diag.empty()) out.value = std::move(s);
+    return out;
+  }
+
+private:
+  void read(map_reader& r, scenario& s) {
+    s.name = r.get_string("name").value_or(fs::path{file_}.stem().string());
+    r.get_string("description");
+    if (auto seed = r.get_int("seed", 0, std::numeric_limits<std::int64_t>::max()))
+      s.seed = static_cast<std::uint64_t>(*seed);
+    if (!read_node(r, s)) {
+      // Without a node config nothing else can be checked.
+      r.take("devices");
+      r.take("steps");
+      r.finish();
+      return;
+    }
+    if (auto devices = r.take("devices"); devices.IsDefined() && !devices.IsNull()) {
+      if (!devices.IsMap())
+        r.error("devices", "'devices' must be a mapping of device name to its data");
+      else
+        for (auto kv : devices)
+          read_device(kv.first.Scalar(), kv.second, s);
+    }
+    auto steps = r.take("steps");
+    if (!steps.IsDefined() || !steps.IsSequence()) {
+      diag_.add(r.where(), "the scenario: missing required key 'steps' (a list)");
+    } else {
+      for (auto st : steps)
+        read_step(st, s);
+    }
+    r.finish();
+  }
+
+  bool read_node(map_reader& r, scenario& s) {
+    auto node = r.take("node");
+    if (!node.IsDefined() || !node.IsMap()) {
+      diag_.add(r.where(), "the scenario: missing required key 'node' (a node config, or "
+                           "'config: FILE')");
+      return false;
+    }
+    config::load_result loaded;
+    if (node.size() == 1 && node["config"]) {
+      auto rel = node["config"].as<std::string>("");
+      auto path = fs::path{file_}.parent_path() / rel;
+      loaded = config::load_file(path.string(), registry_.schemas(), registry_.names());
+      if (!loaded.config && !loaded.diag.empty() && loaded.diag.items()[0].where.line == 0)
+        diag_.add(config::location_of(node["config"], file_),
+                  "cannot read the node config '" + rel + "' (relative to the scenario)");
+    } else {
+      loaded = config::load_node(node, file_, registry_.schemas(), registry_.names());
+    }
+    for (auto& d : loaded.diag.items())
+      diag_.add(d.where, d.message);
+    if (!loaded.config) return false;
+    s.node = std::move(*loaded.config);
+    return true;
+  }
+
+  const device_config* find_device(const scenario& s, const std::string& name,
+                                   const connector_config** conn = nullptr) {
+    for (auto& c : s.node.connectors)
+      if (auto* d = c.device(name)) {
+        if (conn) *conn = &c;
+        return d;
+      }
+    return nullptr;
+  }
+
+  template <class T>
+  void read_table(map_reader& r, const std::string& key, std::map<int, T>& out, bool bits) {
+    auto n = r.take(key);
+    if (!n.IsDefined() || n.IsNull()) return;
+    if (!n.IsMap()) {
+      r.error(key, "'" + key + "' must map addresses to values, e.g. {0: 1200}");
+      return;
+    }
+    for (auto kv : n) {
+      auto addr = scalar_as(kv.first, value_type::int64);
+      std::optional<value> v = bits ? scalar_as(kv.second, value_type::boolean)
+                                    : scalar_as(kv.second, value_type::int64);
+      auto a = addr ? std::get<std::int64_t>(*addr) : -1;
+      std::int64_t x = !v ? -1 : bits ? (std::get<bool>(*v) ? 1 : 0) : std::get<std::int64_t>(*v);
+      if (a < 0 || a > 65535 || x < 0 || x > 65535) {
+        diag_.add(config::location_of(kv.first, file_),
+                  "'" + key + "': expected address 0..65535 and " +
+                      (bits ? std::string{"true/false"} : std::string{"a value 0..65535"}) +
+                      ", got " + scalar_text(kv.first) + ": " + scalar_text(kv.second));
+        continue;
+      }
+      out[static_cast<int>(a)] = static_cast<T>(x);
+    }
+  }
+
+  void read_device(const std::string& name, const YAML::Node& n, scenario& s) {
+    const connector_config* conn = nullptr;
+    auto* dc = find_device(s, name, &conn);
+    if (!dc) {
+      diag_.add(config::location_of(n, file_),
+                "'devices': no device '" + name + "' in the node config");
+      return;
+    }
+    map_reader r{n, file_, diag_, "device '" + name + "'"};
+    if (!r.ok()) return;
+    device_model m;
+    m.device = name;
+    m.where = r.where();
+    if (conn->type == "modbus") {
+      read_modbus_data(r, *dc, m);
+    } else if (conn->type == "mqtt") {
+      for (auto& [topic, payload] : r.get_string_map("topics"))
+        m.topics[topic] = payload;
+    } else {
+      diag_.add(r.where(), "device '" + name + "' belongs to a '" + conn->type +
+                               "' connector, which simulates itself: it takes no device data here");
+      r.take("points");
+    }
+    if (auto c = r.get_bool("connected")) m.connected = *c;
+    r.finish();
+    s.devices.push_back(std::move(m));
+  }
+
+  /// The data of a Modbus unit: raw tables, point values and rejected addresses.
+  void read_modbus_data(map_reader& r, const device_config& dc, device_model& m) {
+    read_table(r, "holding_registers", m.holding_registers, false);
+    read_table(r, "input_registers", m.input_registers, false);
+    read_table(r, "coils", m.coils, true);
+    read_table(r, "discrete_inputs", m.discrete_inputs, true);
+    if (auto rw = r.take("reject_writes"); rw.IsDefined()) {
+      if (!rw.IsMap())
+        r.error("reject_writes", "'reject_writes' maps addresses to Modbus "
+                                 "exception codes, e.g. {0: 3}");
+      else
+        for (auto kv : rw) {
+          auto a = scalar_as(kv.first, value_type::int64);
+          auto c = scalar_as(kv.second, value_type::int64);
+          if (!a || !c || std::get<std::int64_t>(*c) < 1 || std::get<std::int64_t>(*c) > 255)
+            diag_.add(config::location_of(kv.first, file_),
+                      "'reject_writes': expected address: exception code (1..255)");
+          else
+            m.reject_writes[static_cast<int>(std::get<std::int64_t>(*a))] =
+                static_cast<int>(std::get<std::int64_t>(*c));
+        }
+    }
+    if (auto pts = r.take("points"); pts.IsDefined()) read_points(pts, dc, m);
+  }
+
+  /// A change of a Modbus device's data at a point in time: the device's own dynamics.
+  void read_set(map_reader& r, scenario& s, scenario_step& st) {
+    st.kind = step_kind::set;
+    auto set = r.nested("set", "'set'");
+    if (!set.ok()) return;
+    st.device = set.get_string("device", true).value_or("");
+    st.model.device = st.device;
+    const connector_config* conn = nullptr;
+    auto* dc = st.device.empty() ? nullptr : find_device(s, st.device, &conn);
+    if (dc && conn->type == "modbus") {
+      read_modbus_data(set, *dc, st.model);
+    } else {
+      if (!dc && !st.device.empty())
+        set.error("device", "no device '" + st.device + "' in the node config");
+      if (dc) set.error("device", "'set' changes a modbus device's data; for mqtt use 'publish'");
+      for (auto k : {"holding_registers", "input_registers", "coils", "discrete_inputs",
+                     "reject_writes", "points"})
+        set.take(k);
+    }
+    set.finish();
+    st.description = "set " + st.device;
+  }
+
+  /// Initial point values, encoded the way the connector decodes the point.
+  void read_points(const YAML::Node& pts, const device_config& dc, device_model& m) {
+    if (!pts.IsMap()) {
+      diag_.add(config::location_of(pts, file_), "'points' maps point names to initial values");
+      return;
+    }
+    for (auto kv : pts) {
+      auto where = config::location_of(kv.first, file_);
+      auto* pc = dc.point(kv.first.Scalar());
+      auto* ps = pc ? std::any_cast<connectors::modbus::point_settings>(&pc->settings) : nullptr;
+      if (!ps) {
+        diag_.add(where, "device '" + dc.name + "' has no point '" + kv.first.Scalar() + "'");
+        continue;
+      }
+      auto v = scalar_as(kv.second, pc->type);
+      if (!v) {
+        diag_.add(where, "point '" + pc->name + "' is " + to_string(pc->type) + ", got '" +
+                             scalar_text(kv.second) + "'");
+        continue;
+      }
+      if (connectors::modbus::bit_table(ps->table)) {
+        auto bit = std::get<bool>(*v) ? 1 : 0;
+        (ps->table == connectors::modbus_table::coil ? m.coils : m.discrete_inputs)[ps->address] =
+            static_cast<std::uint8_t>(bit);
+        continue;
+      }
+      auto enc = connectors::modbus::encode_registers(*v, ps->format);
+      if (auto* why = std::get_if<std::string>(&enc)) {
+        diag_.add(where, "point '" + pc->name + "': " + *why);
+        continue;
+      }
+      auto& regs = ps->table == connectors::modbus_table::holding_register ? m.holding_registers
+                                                                           : m.input_registers;
+      auto& words = std::get<std::vector<std::uint16_t>>(enc);
+      for (std::size_t i = 0; i < words.size(); ++i)
+        regs[ps->address + static_cast<int>(i)] = words[i];
+    }
+  }
+
+  void read_step(const YAML::Node& n, scenario& s) {
+    map_reader r{n, file_, diag_, "a step"};
+    if (!r.ok()) return;
+    scenario_step st;
+    st.where = r.where();
+    if (auto at = r.get_duration("at", 0ms, std::chrono::hours{24 * 366}, true)) st.at = *at;
+    if (!s.steps.empty() && st.at < s.steps.back().at)
+      r.error("at", "steps must be in time order: this one is at " + format_elapsed(st.at) +
+                        ", the one before at " + format_elapsed(s.steps.back().at));
+    int kinds = 0;
+    for (auto k : {"invoke", "publish", "fault", "expect", "expect_writes", "set"})
+      kinds += r.has(k);
+    if (kinds != 1) {
+      diag_.add(st.where, "a step needs exactly one of invoke, publish, fault, set, expect, "
+                          "expect_writes");
+      for (auto k : {"invoke", "publish", "fault", "set", "expect", "expect_writes",
+                     "expect_result", "expect_error"})
+        r.take(k);
+      r.finish();
+      return;
+    }
+    if (r.has("invoke")) read_invoke(r, s, st);
+    if (r.has("publish")) read_publish(r, s, st);
+    if (r.has("fault")) read_fault(r, s, st);
+    if (r.has("expect")) read_expect(r, s, st);
+    if (r.has("expect_writes")) read_writes(r, st);
+    if (r.has("set")) read_set(r, s, st);
+    r.finish();
+    s.steps.push_back(std::move(st));
+  }
+
+  void read_invoke(map_reader& r, scenario& s, scenario_step& st) {
+    st.kind = step_kind::invoke;
+    auto inv = r.nested("invoke", "'invoke'");
+    if (!inv.ok()) return;
+    auto device = inv.get_string("device", true).value_or("");
+    auto action = inv.get_string("action", true).value_or("");
+    std::map<std::string, YAML::Node> raw;
+    if (auto p = inv.take("params"); p.IsDefined() && !p.IsNull()) {
+      if (!p.IsMap())
+        inv.error("params", "'params' maps parameter names to values");
+      else
+        for (auto kv : p)
+          raw[kv.first.Scalar()] = kv.second;
+    }
+    inv.finish();
+    st.request.device = device;
+    st.request.action = action;
+    std::map<std::string, nlohmann::json> shown;
+    for (auto& [k, v] : raw)
+      shown[k] = to_json(v);
+    st.description = "invoke " + device + " " + action + " " + nlohmann::json(shown).dump();
+    if (device.empty() || action.empty()) return;
+    auto* dc = find_device(s, device);
+    const action_config* ac = dc ? dc->action(action) : nullptr;
+    if (!dc)
+      inv.error("device", "no device '" + device + "' in the node config");
+    else if (!ac)
+      inv.error("action", "device '" + device + "' has no action '" + action + "'");
+    if (ac) {
+      auto checked = check_params(*ac, raw);
+      if (auto* err = std::get_if<std::string>(&checked))
+        st.param_error = *err;
+      else
+        st.request.params = std::get<std::map<std::string, value>>(checked);
+    }
+    if (r.has("expect_result") && r.has("expect_error"))
+      r.error("expect_error", "a step expects either a result or an error, not both");
+    st.expect_result = r.take("expect_result");
+    if (auto e = r.get_string("expect_error")) {
+      st.expect_error = parse_errc(*e);
+      if (!st.expect_error)
+        r.error("expect_error", "unknown error code '" + *e +
+                                    "' (bad_request, not_found, "
+                                    "read_only, conflict, unavailable, timeout, device_error, "
+                                    "overloaded, internal)");
+    }
+    if (!st.param_error.empty() && st.expect_error != errc::bad_request)
+      inv.error("params", st.param_error + " (or expect it with 'expect_error: bad_request')");
+  }
+
+  void read_publish(map_reader& r, scenario& s, scenario_step& st) {
+    st.kind = step_kind::publish;
+    auto p = r.nested("publish", "'publish'");
+    if (!p.ok()) return;
+    st.topic = p.get_string("topic", true).value_or("");
+    auto payload = p.take("payload");
+    if (!payload.IsDefined()) p.error("payload", "'publish' needs a 'payload'");
+    st.payload = payload.IsScalar() ? payload.Scalar() : to_json(payload).dump();
+    st.retain = p.get_bool("retain").value_or(false);
+    if (auto dev = p.get_string("device")) {
+      const connector_config* c = nullptr;
+      if (!find_device(s, *dev, &c) || c->type != "mqtt")
+        p.error("device", "no mqtt device '" + *dev + "' in the node config");
+      else if (auto* o = std::any_cast<connectors::mqtt_client_options>(&c->settings))
+        st.endpoint = o->host + ":" + std::to_string(o->port);
+    }
+    p.finish();
+    st.description = "publish " + st.topic + " " + st.payload;
+  }
+
+  void read_fault(map_reader& r, scenario& s, scenario_step& st) {
+    st.kind = step_kind::fault;
+    auto f = r.nested("fault", "'fault'");
+    if (!f.ok()) return;
+    auto d = f.get_string("disconnect");
+    auto c = f.get_string("reconnect");
+    f.finish();
+    if (!d == !c) {
+      diag_.add(f.where(), "'fault' takes one of 'disconnect: DEVICE' or 'reconnect: DEVICE'");
+      return;
+    }
+    st.disconnect = d.has_value();
+    st.device = d ? *d : *c;
+    const connector_config* conn = nullptr;
+    if (!find_device(s, st.device, &conn))
+      diag_.add(f.where(), "no device '" + st.device + "' in the node config");
+    else if (conn->type != "modbus" && conn->type != "mqtt")
+      diag_.add(f.where(), "device '" + st.device + "' belongs to a '" + conn->type +
+                               "' connector: only modbus and mqtt devices can be disconnected");
+    st.description = std::string{st.disconnect ? "disconnect " : "reconnect "} + st.device;
+  }
+
+  void read_expect(map_reader& r, scenario& s, scenario_step& st) {
+    st.kind = step_kind::expect;
+    auto e = r.nested("expect", "'expect'");
+    if (!e.ok()) return;
+    auto ref = e.get_string("point", true).value_or("");
+    auto slash = ref.find('/');
+    if (!ref.empty()) {
+      if (slash == std::string::npos) {
+        e.error("point", "'point' is DEVICE/POINT, got '" + ref + "'");
+      } else {
+        st.device = ref.substr(0, slash);
+        st.point = ref.substr(slash + 1);
+        auto* dc = find_device(s, st.device);
+        if (!dc || !dc->point(st.point))
+          e.error("point", "no point '" + ref + "' in the node config");
+      }
+    }
+    st.equals = e.take("equals");
+    if (auto w = e.take("within"); w.IsDefined()) {
+      auto lo =
+          w.IsSequence() && w.size() == 2 ? scalar_as(w[0], value_type::float64) : std::nullopt;
+      auto hi =
+          w.IsSequence() && w.size() == 2 ? scalar_as(w[1], value_type::float64) : std::nullopt;
+      if (!lo || !hi)
+        e.error("within", "'within' is [low, high], got " + scalar_text(w));
+      else
+        st.within = {std::get<double>(*lo), std::get<double>(*hi)};
+    }
+    if (auto q = e.get_enum("quality", {"good", "stale", "bad"}))
+      st.expect_quality = *q == "good"    ? quality::good
+                          : *q == "stale" ? quality::stale
+                                          : quality::bad;
+    e.finish();
+    if (!st.equals.IsDefined() && !st.within && !st.expect_quality)
+      diag_.add(e.where(), "'expect' needs at least one of equals, within, quality");
+    st.description = "expect " + ref;
+    if (st.equals.IsDefined()) st.description += " equals " + scalar_text(st.equals);
+    if (st.within)
+      st.description += " within [" + scalar_text(r.node()["expect"]["within"][0]) + ", " +
+                        scalar_text(r.node()["expect"]["within"][1]) + "]";
+    if (st.expect_quality) st.description += std::string{" "} + to_string(*st.expect_quality);
+  }
+
+  void read_writes(map_reader& r, scenario_step& st) {
+    st.kind = step_kind::expect_writes;
+    auto w = r.take("expect_writes");
+    if (!w.IsSequence()) {
+      r.error("expect_writes", "'expect_writes' is a list of side effects, e.g. "
+                               "['write pump holding_register 0 [1500]']; [] for none");
+      return;
+    }
+    for (auto x : w) {
+      if (x.IsScalar()) {
+        st.writes.push_back(x.Scalar());
+        continue;
+      }
+      diag_.add(config::location_of(x, file_),
+                "each expected write is one line as the trace shows it, e.g. "
+                "'write pump holding_register 0 [1500]' or 'publish TOPIC PAYLOAD qos=1'");
+    }
+    st.description = "expect_writes (" + std::to_string(st.writes.size()) + ")";
+  }
+
+  std::string file_;
+  const connectors::connector_registry& registry_;
+  config::diagnostics diag_;
+};
+
+} // namespace
+
+scenario_load_result load_scenario(const std::string& path,
+                                   const connectors::connector_registry& registry) {
+  return scenario_loader{path, registry}.run();
+}
+
+void apply_models(simulation& sim, const std::vector<device_model>& models) {
+  for (auto& m : models) {
+    if (auto* u = sim.modbus_unit_of(m.device)) {
+      for (auto& [a, v] : m.holding_registers)
+        u->holding_registers[a] = v;
+      for (auto& [a, v] : m.input_registers)
+        u->input_registers[a] = v;
+      for (auto& [a, v] : m.coils)
+        u->coils[a] = v;
+      for (auto& [a, v] : m.discrete_inputs)
+        u->discrete_inputs[a] = v;
+      for (auto& [a, c] : m.reject_writes)
+        u->reject_writes[a] = c;
+      if (m.connected) u->connected = *m.connected;
+      continue;
+    }
+    auto ep = sim.endpoint_of(m.device);
+    for (auto& [topic, payload] : m.topics)
+      sim.plant().mqtt_retain(ep, topic, payload);
+    if (m.connected == false) sim.plant().mqtt_set_up(ep, false);
+  }
+}
+
+// -- running --------------------------------------------------------------------------------------
+
+namespace {
+
+struct pending_call {
+  std::size_t index;
+  const scenario_step* step;
+  std::shared_ptr<const call_outcome> outcome;
+};
+
+std::string outcome_text(const call_outcome& o) {
+  if (o.result) return "= " + to_display_string(*o.result);
+  return std::string{to_string(o.code)} + ": " + o.message;
+}
+
+step_result judge_call(std::size_t index, const scenario_step& st, const call_outcome& o) {
+  step_result res{index, o.answered_at, st.description, false, outcome_text(o), st.where};
+  if (st.expect_error) {
+    if (o.result)
+      res.message = "expected error " + std::string{to_string(*st.expect_error)} +
+                    ", but the action succeeded " + outcome_text(o);
+    else if (o.code != *st.expect_error)
+      res.message =
+          "expected error " + std::string{to_string(*st.expect_error)} + ", got " + outcome_text(o);
+    else
+      res.passed = true;
+    return res;
+  }
+  if (!o.result) {
+    res.message = "the action failed: " + outcome_text(o);
+    return res;
+  }
+  if (st.expect_result.IsDefined() && !value_equals(*o.result, st.expect_result)) {
+    res.message = "expected result " + scalar_text(st.expect_result) + ", got " +
+                  to_display_string(*o.result);
+    return res;
+  }
+  res.passed = true;
+  return res;
+}
+
+step_result check_point(std::size_t index, const scenario_step& st, simulation& sim) {
+  step_result res{index, sim.elapsed(), st.description, false, {}, st.where};
+  auto r = sim.latest(st.device, st.point);
+  if (!r) {
+    res.message = "no reading of " + st.device + "/" + st.point + " yet";
+    return res;
+  }
+  auto got = to_display_string(r->data) + " (" + to_string(r->q) +
+             (r->reason.empty() ? "" : ": " + r->reason) + ")";
+  res.message = got;
+  if (st.expect_quality && r->q != *st.expect_quality) {
+    res.message = "expected quality " + std::string{to_string(*st.expect_quality)} + ", got " + got;
+    return res;
+  }
+  if (st.equals.IsDefined() && !value_equals(r->data, st.equals)) {
+    res.message = "expected " + scalar_text(st.equals) + ", got " + got;
+    return res;
+  }
+  if (st.within) {
+    auto x = coerce(r->data, value_type::float64);
+    auto [lo, hi] = *st.within;
+    if (!x || std::get<double>(*x) < lo || std::get<double>(*x) > hi) {
+      res.message = "expected a value within [" + std::to_string(lo) + ", " + std::to_string(hi) +
+                    "], got " + got;
+      return res;
+    }
+  }
+  res.passed = true;
+  return res;
+}
+
+std::string list_text(const std::vector<std::string>& xs) {
+  if (xs.empty()) return "none";
+  std::string out;
+  for (auto& x : xs)
+    out += (out.empty() ? "" : "; ") + x;
+  return out;
+}
+
+} // namespace
+
+scenario_report run_scenario(const scenario& s, std::optional<std::uint64_t> seed,
+                             const std::function<void(const step_result&)>& on_step) {
+  auto wall_start = std::chrono::steady_clock::now();
+  scenario_report rep;
+  rep.file = s.file;
+  rep.name = s.name;
+  rep.seed = seed.value_or(s.seed);
+  simulation_options opts;
+  opts.seed = rep.seed;
+  simulation sim{s.node, opts};
+  apply_models(sim, s.devices);
+
+  auto finish = [&](step_result r) {
+    (r.passed ? rep.passed : rep.failed)++;
+    if (on_step) on_step(r);
+    rep.steps.push_back(std::move(r));
+  };
+  std::vector<pending_call> pending;
+  auto settle = [&] {
+    for (auto it = pending.begin(); it != pending.end();) {
+      if (!it->outcome->done) {
+        ++it;
+        continue;
+      }
+      finish(judge_call(it->index, *it->step, *it->outcome));
+      it = pending.erase(it);
+    }
+  };
+  std::size_t writes_seen = 0;
+
+  try {
+    sim.start();
+    for (std::size_t i = 0; i < s.steps.size(); ++i) {
+      auto& st = s.steps[i];
+      auto index = i + 1;
+      sim.advance_to(st.at);
+      settle();
+      switch (st.kind) {
+      case step_kind::invoke: {
+        if (!st.param_error.empty()) {
+          call_outcome o;
+          o.done = true;
+          o.code = errc::bad_request;
+          o.message = st.param_error;
+          o.answered_at = sim.elapsed();
+          finish(judge_call(index, st, o));
+          break;
+        }
+        pending.push_back({index, &st, sim.invoke(st.request)});
+        settle();
+        break;
+      }
+      case step_kind::publish:
+        sim.plant().mqtt_inject(st.endpoint, st.topic, st.payload, st.retain);
+        sim.run();
+        finish({index, sim.elapsed(), st.description, true, {}, st.where});
+        break;
+      case step_kind::fault: {
+        if (auto* u = sim.modbus_unit_of(st.device)) {
+          u->connected = !st.disconnect;
+          sim.trace().record(sim.elapsed(), "fault",
+                             (st.disconnect ? "disconnect " : "reconnect ") + st.device);
+        } else {
+          sim.plant().mqtt_set_up(sim.endpoint_of(st.device), !st.disconnect);
+        }
+        sim.run();
+        finish({index, sim.elapsed(), st.description, true, {}, st.where});
+        break;
+      }
+      case step_kind::set:
+        apply_models(sim, {st.model});
+        sim.trace().record(sim.elapsed(), "set", st.device);
+        finish({index, sim.elapsed(), st.description, true, {}, st.where});
+        break;
+      case step_kind::expect: finish(check_point(index, st, sim)); break;
+      case step_kind::expect_writes: {
+        auto& all = sim.plant().side_effects();
+        std::vector<std::string> got;
+        for (auto k = writes_seen; k < all.size(); ++k)
+          got.push_back(all[k].text);
+        writes_seen = all.size();
+        step_result r{index, sim.elapsed(), st.description, got == st.writes, {}, st.where};
+        r.message = r.passed
+                        ? list_text(got)
+                        : "expected writes: " + list_text(st.writes) + "; got: " + list_text(got);
+        finish(std::move(r));
+        break;
+      }
+      }
+    }
+    // Give actions still waiting for a device their full timeout, then call them unanswered.
+    if (!pending.empty()) {
+      std::chrono::milliseconds longest{0};
+      for (auto& c : s.node.connectors)
+        longest = std::max(longest, c.action_timeout);
+      sim.advance(longest + 1s);
+      settle();
+      for (auto& p : pending)
+        finish({p.index, sim.elapsed(), p.step->description, false,
+                "no answer from the connector by the end of the scenario", p.step->where});
+      pending.clear();
+    }
+  } catch (const std::exception& e) {
+    finish({0, sim.elapsed(), "run", false, e.what(), {s.file, 0, 0}});
+  }
+  rep.trace_hash = sim.trace().hash_hex();
+  rep.trace = sim.trace().events();
+  rep.events = sim.events();
+  rep.virtual_time = sim.elapsed();
+  sim.stop();
+  rep.wall_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+  return rep;
+}
+
+} // namespace manifold::testkit
