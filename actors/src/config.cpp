@@ -4,7 +4,12 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
 #include <tuple>
+#include <unordered_map>
+#include <unordered_set>
 #include <cstdlib>
 #include <fstream>
 #include <limits>
@@ -15,6 +20,8 @@ namespace manifold::config {
 // -- diagnostics -----------------------------------------------------------------------------------
 
 std::string diagnostic::to_string() const {
+  // Line 0: the problem is the file as a whole, not a place in it.
+  if (where.line == 0) return where.file + ": " + message;
   return where.to_string() + ": " + message;
 }
 
@@ -484,7 +491,7 @@ private:
     auto type = r.get_string("type", true);
     if (name) {
       c.name = *name;
-      if (cfg.connector(c.name))
+      if (!seen_names(&cfg, "connector:" + c.name))
         r.error("name", "duplicate connector name '" + c.name + "'");
     }
     connector_schema* schema = nullptr;
@@ -539,6 +546,7 @@ private:
       r.finish();
       schema->check(c, diag_);
     }
+    forget_names(&c);
     cfg.connectors.push_back(std::move(c));
   }
 
@@ -549,7 +557,7 @@ private:
     d.where = r.where();
     if (auto name = r.get_name("name")) {
       d.name = *name;
-      if (c.device(d.name))
+      if (!seen_names(&c, "device:" + d.name))
         r.error("name", "duplicate device name '" + d.name + "' in connector '" + c.name + "'");
     }
     d.labels = r.get_string_map("labels");
@@ -568,6 +576,7 @@ private:
         for (auto a : actions) read_action(a, c, d, schema);
     }
     if (schema) r.finish();
+    forget_names(&d);
     c.devices.push_back(std::move(d));
   }
 
@@ -579,7 +588,7 @@ private:
     p.where = r.where();
     if (auto name = r.get_name("name")) {
       p.name = *name;
-      if (d.point(p.name))
+      if (!seen_names(&d, "point:" + p.name))
         r.error("name", "duplicate point name '" + p.name + "' in device '" + d.name + "'");
     }
     if (auto t = r.get_value_type("type")) p.type = *t;
@@ -601,7 +610,7 @@ private:
     a.where = r.where();
     if (auto name = r.get_name("name")) {
       a.name = *name;
-      if (d.action(a.name))
+      if (!seen_names(&d, "action:" + a.name))
         r.error("name", "duplicate action name '" + a.name + "' in device '" + d.name + "'");
     }
     if (auto s = r.get_string("description")) a.description = *s;
@@ -651,6 +660,12 @@ private:
       if (!v)
         r.error("default", std::string{"'default' must be a "} + to_string(p.type) + ", got " +
                              describe(def));
+      else if (auto* d = std::get_if<double>(&*v);
+               d && ((p.min && *d < *p.min) || (p.max && *d > *p.max)))
+        r.error("default", "'default' must lie within 'min' and 'max'");
+      else if (auto* i = std::get_if<std::int64_t>(&*v);
+               i && ((p.min && *i < *p.min) || (p.max && *i > *p.max)))
+        r.error("default", "'default' must lie within 'min' and 'max'");
       else
         p.default_value = v;
       p.required = false;
@@ -671,6 +686,15 @@ private:
       }
   }
 
+  /// Records `name` in the scope `owner` (the config object whose children it names); false when
+  /// it was there already. A set per scope keeps the check linear in the config's size.
+  bool seen_names(const void* owner, const std::string& name) {
+    return names_[owner].insert(name).second;
+  }
+
+  /// Forgets a scope once its object is read (and about to move), so the address can be reused.
+  void forget_names(const void* owner) { names_.erase(owner); }
+
   map_reader reader(const YAML::Node& n, std::string what) {
     map_reader r{n, file_, diag_, std::move(what)};
     r.set_secrets_dir(secrets_dir_);
@@ -682,6 +706,7 @@ private:
   const std::vector<std::string>& types_;
   const load_options& options_;
   std::string secrets_dir_;
+  std::unordered_map<const void*, std::unordered_set<std::string>> names_;
   diagnostics diag_;
 };
 
@@ -701,10 +726,22 @@ load_result load_node(const YAML::Node& root, const std::string& file,
 
 load_result load_file(const std::string& path, const schema_lookup& schemas,
                       const std::vector<std::string>& types, const load_options& options) {
+  load_result r;
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    r.diag.add({path, 0, 0}, "is a directory, not a config file");
+    return r;
+  }
   std::ifstream in{path, std::ios::binary};
   if (!in) {
-    load_result r;
-    r.diag.add({path, 0, 0}, "cannot open the config file (does it exist and is it readable?)");
+    r.diag.add({path, 0, 0}, std::string{"cannot open the config file: "} + std::strerror(errno));
+    return r;
+  }
+  // A node config is a few kilobytes; a huge file is a mistake and would only cost memory.
+  constexpr std::uintmax_t max_size = 16u << 20;
+  if (auto size = std::filesystem::file_size(path, ec); !ec && size > max_size) {
+    r.diag.add({path, 0, 0}, "the config file is " + std::to_string(size) +
+                               " bytes; at most 16 MiB is accepted");
     return r;
   }
   std::ostringstream text;

@@ -255,8 +255,9 @@ int config_check(const std::string& file, bool as_json, const config::load_optio
   } else {
     std::size_t devices = 0;
     for (auto& c : result.config->connectors) devices += c.devices.size();
-    std::cout << file << ": ok (" << result.config->connectors.size() << " connectors, "
-              << devices << " devices)\n";
+    auto n = result.config->connectors.size();
+    std::cout << file << ": ok (" << n << (n == 1 ? " connector, " : " connectors, ") << devices
+              << (devices == 1 ? " device)\n" : " devices)\n");
   }
   return result.config ? exit_ok : exit_usage;
 }

@@ -141,6 +141,12 @@ TEST(cli, client_errors_have_meaningful_exit_codes) {
   EXPECT_EQ(bad.exit_code, 1) << bad.output;
   EXPECT_NE(bad.output.find("bad_request"), std::string::npos) << bad.output;
 
+  // Writing the point directly is held to the same bounds as the action.
+  auto put = http_request(node.port, "PUT", "/v1/devices/thermostat-1/points/setpoint",
+                          R"({"value": 100})", {{"Content-Type", "application/json"}});
+  EXPECT_EQ(put.status, 400) << put.body;
+  EXPECT_NE(put.body.find("must be within [5, 35]"), std::string::npos) << put.body;
+
   auto malformed = manifold({"action", "invoke", "thermostat-1", "set_setpoint", "value", "--url",
                              node.url});
   EXPECT_EQ(malformed.exit_code, 2) << malformed.output;

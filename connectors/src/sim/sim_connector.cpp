@@ -2,6 +2,7 @@
 // with, and the worked example of connectors/README.md.
 
 #include <cmath>
+#include <limits>
 #include <random>
 #include <unordered_map>
 
@@ -21,6 +22,10 @@ using namespace std::chrono_literals;
 // -- device models ---------------------------------------------------------------------------------
 
 enum class sim_model { thermostat, counter, toggle_switch };
+
+/// A thermostat's setpoint range, for the action and for writes of the point alike.
+constexpr double setpoint_min = 5.0;
+constexpr double setpoint_max = 35.0;
 
 /// What the config says about one simulated device.
 struct sim_device_settings {
@@ -66,7 +71,7 @@ void declare_model(device_config& d, sim_model m) {
       d.points.push_back(make_point("temperature", value_type::float64, "°C", false));
       d.points.push_back(make_point("setpoint", value_type::float64, "°C", true));
       d.actions.push_back(make_action("set_setpoint", value_type::float64,
-                                      {make_param("value", value_type::float64, 5.0, 35.0)}));
+                                      {make_param("value", value_type::float64, setpoint_min, setpoint_max)}));
       break;
     case sim_model::counter:
       d.points.push_back(make_point("count", value_type::int64, "", false));
@@ -96,7 +101,13 @@ public:
     auto model = r.get_enum("model", {"thermostat", "counter", "switch"}, true);
     if (model == std::optional<std::string>{"counter"}) s.model = sim_model::counter, s.initial = 0;
     if (model == std::optional<std::string>{"switch"}) s.model = sim_model::toggle_switch;
-    if (auto v = r.get_double("initial")) s.initial = *v;
+    if (auto v = r.get_double("initial")) {
+      // A counter counts in int64; keep its start far enough from the ends that it cannot wrap.
+      if (s.model == sim_model::counter && std::abs(*v) > 1e15)
+        r.error("initial", "a counter's 'initial' must lie within -1e15 and 1e15");
+      else
+        s.initial = *v;
+    }
     if (auto v = r.get_double("time_constant")) {
       if (*v <= 0) r.error("time_constant", "'time_constant' must be positive (seconds)");
       else s.time_constant_s = *v;
@@ -180,7 +191,12 @@ void step(sim_actor* self) {
         if (d.settings.noise > 0) d.temperature += noise(self->state.rng);
         break;
       }
-      case sim_model::counter: d.count += d.settings.step; break;
+      case sim_model::counter:
+        // Saturates instead of wrapping: a counter never jumps to a negative value.
+        if (__builtin_add_overflow(d.count, d.settings.step, &d.count))
+          d.count = d.settings.step > 0 ? std::numeric_limits<std::int64_t>::max()
+                                        : std::numeric_limits<std::int64_t>::min();
+        break;
       case sim_model::toggle_switch: break;
     }
     publish_all(self, d);
@@ -269,7 +285,14 @@ caf::behavior sim_connector(sim_actor* self, connector_context ctx) {
         return make_error(errc::not_found, "no device '" + device + "' in this connector");
       auto& d = it->second;
       if (point == "setpoint" && d.settings.model == sim_model::thermostat) {
-        d.setpoint = std::get<double>(v);
+        // The same bounds as the set_setpoint action: a write must not bypass them.
+        auto sp = std::get<double>(v);
+        if (sp < setpoint_min || sp > setpoint_max)
+          return make_error(errc::bad_request,
+                            "'setpoint' must be within [" + to_display_string(setpoint_min) +
+                              ", " + to_display_string(setpoint_max) + "], got " +
+                              to_display_string(v));
+        d.setpoint = sp;
         publish_value(self, d, point, d.setpoint);
         return value{d.setpoint};
       }
