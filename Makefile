@@ -20,7 +20,9 @@ configure: setup
 build: configure
 	cmake --build $(BUILD_DIR) -j$(JOBS)
 
-run: build
+# Only what a node needs, so the first `make run` does not wait for every test and benchmark.
+run: configure
+	cmake --build $(BUILD_DIR) -j$(JOBS) --target manifold
 	$(BUILD_DIR)/cli/manifold node run --config $(CONFIG)
 
 test: build

@@ -193,9 +193,12 @@ int point_get(const client_options& opts, const std::string& ref) {
   return exit_ok;
 }
 
-/// `key=value` pairs to a JSON object. A value that reads as a JSON scalar (22.5, true, "x")
-/// keeps its type; anything else is a string, so `mode=eco` needs no quotes.
-std::optional<json> parse_params(const std::vector<std::string>& pairs) {
+/// `key=value` pairs to a JSON object. `declared` maps parameter names to their declared types
+/// (from the node): a string or bytes parameter takes the text as it is, so `mode=42` is the
+/// string "42"; other values are read as JSON scalars (22.5, true). An undeclared parameter is
+/// read as a JSON scalar when it is one, else as text; the node then names what it expected.
+std::optional<json> parse_params(const std::vector<std::string>& pairs,
+                                 const std::map<std::string, std::string>& declared) {
   json params = json::object();
   for (auto& p : pairs) {
     auto eq = p.find('=');
@@ -205,15 +208,49 @@ std::optional<json> parse_params(const std::vector<std::string>& pairs) {
     }
     auto key = p.substr(0, eq);
     auto text = p.substr(eq + 1);
+    if (params.contains(key)) {
+      std::cerr << "error: parameter '" << key << "' is given twice\n";
+      return std::nullopt;
+    }
+    auto type = declared.find(key);
+    if (type != declared.end() && (type->second == "string" || type->second == "bytes")) {
+      params[key] = text;
+      continue;
+    }
     auto v = json::parse(text, nullptr, false);
     params[key] = (v.is_discarded() || v.is_object() || v.is_array()) ? json(text) : v;
   }
   return params;
 }
 
+/// The declared parameter types of `device`'s `action`, by name; empty when the node does not
+/// say (the call then goes ahead and the node reports what is wrong).
+std::map<std::string, std::string> declared_params(const client_options& opts,
+                                                   const parsed_url& url,
+                                                   const std::string& device,
+                                                   const std::string& action) {
+  std::map<std::string, std::string> out;
+  auto res = http_call(url, "GET", "/v1/devices/" + encode_segment(device));
+  if (res.status != 200) return out;
+  auto doc = json::parse(res.body, nullptr, false);
+  if (doc.is_discarded() || !doc.contains("actions")) return out;
+  for (auto& a : doc["actions"])
+    if (a.value("name", "") == action && a.contains("params"))
+      for (auto& p : a["params"])
+        if (p.contains("name") && p.contains("type") && p["type"].is_string())
+          out[p["name"].get<std::string>()] = p["type"].get<std::string>();
+  return out;
+}
+
 int action_invoke(const client_options& opts, const std::string& device, const std::string& action,
                   const std::vector<std::string>& pairs) {
-  auto params = parse_params(pairs);
+  std::string err;
+  auto url = parse_url(opts.url, err);
+  if (!url) {
+    std::cerr << "error: --url: " << err << '\n';
+    return exit_usage;
+  }
+  auto params = parse_params(pairs, declared_params(opts, *url, device, action));
   if (!params) return exit_usage;
   json body;
   auto target = "/v1/devices/" + encode_segment(device) + "/actions/" + encode_segment(action);

@@ -96,8 +96,7 @@ std::optional<std::string> node_runtime::start() {
   d.gateway = gateway::spawn_gateway(*d.sys, deps);
   d.http = std::make_unique<gateway::http_server>(*d.sys, d.gateway, d.bus, d.cfg->gateway,
                                                   d.metrics);
-  if (auto err = d.http->start()) return "gateway cannot listen on " + d.cfg->gateway.host + ":" +
-                                         std::to_string(d.cfg->gateway.port) + ": " + *err;
+  if (auto err = d.http->start()) return "gateway: " + *err;
   d.log.info("node started", {{"node", d.cfg->id},
                               {"connectors", std::to_string(d.cfg->connectors.size())},
                               {"url", url()}});

@@ -121,4 +121,19 @@ TEST_F(plant_test, an_mqtt_action_is_received_by_mosquitto_sub) {
   EXPECT_EQ(json::parse(sub.log()), (json{{"mode", "eco"}}));
 }
 
+TEST_F(plant_test, the_cli_sends_text_for_a_string_parameter_even_when_it_looks_numeric) {
+  auto url = "http://127.0.0.1:" + std::to_string(gateway_port);
+  // `mode` is declared string: 42 must arrive as "42", not be refused as a number.
+  ASSERT_TRUE(wait_until([&] {
+    return run_command({MANIFOLD_BINARY, "action", "invoke", "boiler-1", "set_mode", "mode=42",
+                        "--url", url})
+             .exit_code == 0;
+  }, 15s)) << node->log();
+  auto twice = run_command({MANIFOLD_BINARY, "action", "invoke", "boiler-1", "set_mode",
+                            "mode=a", "mode=b", "--url", url});
+  EXPECT_EQ(twice.exit_code, 2) << twice.output;
+  EXPECT_NE(twice.output.find("parameter 'mode' is given twice"), std::string::npos)
+    << twice.output;
+}
+
 } // namespace
