@@ -528,6 +528,7 @@ private:
       if (auto v = qr.get_enum("overflow", {"drop_oldest", "drop_newest"}))
         c.queue.overflow =
           *v == "drop_newest" ? overflow_policy::drop_newest : overflow_policy::drop_oldest;
+      if (auto v = qr.get_int("max_pending_actions", 1, 65536)) c.queue.max_pending_actions = *v;
       qr.finish();
     }
     if (schema) schema->parse_connector(r, c);

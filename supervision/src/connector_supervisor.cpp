@@ -42,6 +42,7 @@ struct supervisor_state {
   connector_state state = connector_state::starting;
   std::uint64_t restarts = 0;
   std::string last_error;
+  std::size_t pending_calls = 0; ///< Action calls and writes the connector has not answered.
   std::deque<instant> recent_crashes; ///< Within the intensity window.
   std::chrono::milliseconds backoff{0};
   instant started_at{0};
@@ -200,6 +201,34 @@ caf::error not_running(supervisor_actor* self) {
                                          (st.last_error.empty() ? "" : ": " + st.last_error));
 }
 
+/// Hands an action call or point write to the connector, at most `max_pending_actions` at a
+/// time: beyond that the caller gets 503 `overloaded` at once instead of joining an unbounded
+/// mailbox. The answer, whatever it is, goes back to the caller.
+caf::result<value> forward_call(supervisor_actor* self, caf::message call) {
+  auto& st = self->state;
+  if (!st.child) return not_running(self);
+  auto limit = st.ctx.config->queue.max_pending_actions;
+  if (st.pending_calls >= limit)
+    return make_error(errc::overloaded, "connector '" + st.ctx.name() + "' has " +
+                                          std::to_string(limit) +
+                                          " calls in progress; try again later");
+  ++st.pending_calls;
+  auto rp = self->make_response_promise<value>();
+  // The connector answers within its action_timeout; the margin covers the hop back.
+  auto deadline = st.ctx.config->action_timeout + std::chrono::seconds{1};
+  self->request(st.child, deadline, std::move(call))
+    .then(
+      [=](value& v) mutable {
+        --self->state.pending_calls;
+        rp.deliver(std::move(v));
+      },
+      [=](caf::error& err) mutable {
+        --self->state.pending_calls;
+        rp.deliver(std::move(err));
+      });
+  return rp;
+}
+
 connector_status own_status(supervisor_actor* self) {
   auto& st = self->state;
   connector_status s;
@@ -303,16 +332,11 @@ caf::behavior connector_supervisor(supervisor_actor* self, connectors::connector
       return own_status(self);
     },
     [=](invoke_atom a, action_request& req) -> caf::result<value> {
-      if (!self->state.child) return not_running(self);
-      auto rp = self->make_response_promise();
-      rp.delegate(self->state.child, a, std::move(req));
-      return rp;
+      return forward_call(self, caf::make_message(a, std::move(req)));
     },
     [=](write_atom a, std::string& device, std::string& point, value& v) -> caf::result<value> {
-      if (!self->state.child) return not_running(self);
-      auto rp = self->make_response_promise();
-      rp.delegate(self->state.child, a, std::move(device), std::move(point), std::move(v));
-      return rp;
+      return forward_call(self, caf::make_message(a, std::move(device), std::move(point),
+                                                  std::move(v)));
     },
     [=](status_atom) -> caf::result<connector_status> {
       auto& st = self->state;

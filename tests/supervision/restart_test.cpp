@@ -272,6 +272,44 @@ TEST(supervision_kinds, a_temporary_connector_is_not_restarted_after_a_crash) {
   caf::anon_send_exit(bus, caf::exit_reason::user_shutdown);
 }
 
+TEST(supervision_bounds, calls_beyond_max_pending_actions_are_rejected_at_once) {
+  caf::actor_system_config sys_cfg;
+  caf::actor_system sys{sys_cfg};
+  auto registry = connectors::connector_registry::builtin();
+  auto loaded = config::load_string("connectors:\n  - name: s\n    type: sim\n"
+                                    "    queue: {max_pending_actions: 2}\n"
+                                    "    devices: [{name: sw, model: switch}]\n",
+                                    "t.yaml", registry.schemas(), registry.names());
+  ASSERT_TRUE(loaded.config) << loaded.diag.to_string();
+  auto bus = spawn_data_bus(sys, nullptr);
+  auto ctx = connectors::make_connector_context(loaded.config->connectors[0], bus, nullptr,
+                                                nullptr, 1);
+  auto sup = supervision::spawn_connector_supervisor(sys, *registry.find("sim"), ctx);
+  caf::scoped_actor self{sys};
+  auto pulse = [&] {
+    return action_request{"sw", "pulse", {{"duration_ms", value{std::int64_t{1500}}}}};
+  };
+  // Two slow calls fill the connector's allowance; the third is turned away, not queued.
+  auto first = self->request(sup, 10s, invoke_atom::value, pulse());
+  auto second = self->request(sup, 10s, invoke_atom::value, pulse());
+  caf::error third;
+  self->request(sup, 10s, invoke_atom::value, pulse())
+    .receive([](value&) {}, [&](caf::error& e) { third = e; });
+  EXPECT_EQ(code_of(third), errc::overloaded) << caf::to_string(third);
+  EXPECT_EQ(http_status(code_of(third)), 503);
+  int answered = 0;
+  first.receive([&](value&) { ++answered; }, [](caf::error&) {});
+  second.receive([&](value&) { ++answered; }, [](caf::error&) {});
+  EXPECT_EQ(answered, 2);
+  // Once they are answered, calls go through again.
+  caf::error again;
+  self->request(sup, 10s, invoke_atom::value, action_request{"sw", "toggle", {}})
+    .receive([](value&) {}, [&](caf::error& e) { again = e; });
+  EXPECT_FALSE(again) << caf::to_string(again);
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(bus, caf::exit_reason::user_shutdown);
+}
+
 TEST_F(supervision_test, stop_start_and_restart_by_hand) {
   EXPECT_EQ(lifecycle("faulty", caf::atom("stop")).state, connector_state::stopped);
   EXPECT_EQ(code_of(invoke("faulty", {"f1", "crash", {}})), errc::unavailable);

@@ -169,6 +169,9 @@ enum class overflow_policy : std::uint8_t {
 struct queue_config {
   std::size_t capacity = 1024;
   overflow_policy overflow = overflow_policy::drop_oldest;
+  /// Action calls and point writes a connector may have in progress; further ones are rejected
+  /// at once with 503 `overloaded` rather than queued without bound.
+  std::size_t max_pending_actions = 64;
 };
 
 struct connector_config {
