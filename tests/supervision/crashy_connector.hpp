@@ -53,6 +53,10 @@ inline caf::behavior crashy(caf::stateful_actor<crashy_state>* self, connectors:
   return {
     [=](poll_atom) {
       auto& st = self->state;
+      // A device labelled `crash: loop` makes every instance crash at its first poll.
+      for (auto& d : st.ctx.config->devices)
+        if (auto l = d.labels.find("crash"); l != d.labels.end() && l->second == "loop")
+          throw std::runtime_error("crash loop");
       for (auto& d : st.ctx.config->devices)
         connectors::publish(self, st.ctx,
                             point_reading{st.ctx.name(), d.name, "ticks", value{++st.ticks},

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <future>
+#include <thread>
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
@@ -307,6 +308,65 @@ TEST(supervision_bounds, calls_beyond_max_pending_actions_are_rejected_at_once) 
     .receive([](value&) {}, [&](caf::error& e) { again = e; });
   EXPECT_FALSE(again) << caf::to_string(again);
   caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(bus, caf::exit_reason::user_shutdown);
+}
+
+TEST(supervision_isolation, a_crash_looping_neighbour_leaves_the_healthy_rate_within_10_percent) {
+  caf::actor_system_config sys_cfg;
+  caf::actor_system sys{sys_cfg};
+  auto registry = connectors::connector_registry::builtin();
+  registry.add(std::make_unique<crashy_type>());
+  auto loaded = config::load_string(
+    "connectors:\n"
+    "  - {name: healthy, type: sim, poll_interval: 10ms, devices: [{name: c1, model: counter}]}\n"
+    "  - name: faulty\n    type: crashy\n    poll_interval: 10ms\n"
+    "    restart: {initial_backoff: 1ms, max_backoff: 1ms, max_restarts: 10000, window: 1s}\n"
+    "    devices: [{name: f1, labels: {crash: loop}}]\n",
+    "t.yaml", registry.schemas(), registry.names());
+  ASSERT_TRUE(loaded.config) << loaded.diag.to_string();
+  auto& cfg = *loaded.config;
+  auto bus = spawn_data_bus(sys, nullptr);
+  auto spawn = [&](const connector_config& c) {
+    return supervision::spawn_connector_supervisor(
+      sys, *registry.find(c.type), connectors::make_connector_context(c, bus, nullptr, nullptr, 1));
+  };
+  caf::scoped_actor self{sys};
+  auto count = [&] {
+    std::int64_t out = -1;
+    self->request(bus, 2s, get_atom::value, std::string{"c1"}, std::string{"count"})
+      .receive([&](point_reading& r) { out = std::get<std::int64_t>(r.data); },
+               [](caf::error&) {});
+    return out;
+  };
+  // Polls per second of the healthy counter over a fixed window of wall time.
+  auto rate = [&] {
+    auto t0 = std::chrono::steady_clock::now();
+    auto c0 = count();
+    std::this_thread::sleep_for(2s); // The measurement window itself, not a wait for an event.
+    auto c1 = count();
+    return static_cast<double>(c1 - c0) /
+           std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  auto healthy = spawn(cfg.connectors[0]);
+  ASSERT_TRUE(test::wait_until([&] { return count() > 10; }));
+  auto alone = rate();
+
+  auto faulty = spawn(cfg.connectors[1]);
+  auto restarts = [&] {
+    connector_status st;
+    self->request(faulty, 2s, status_atom::value)
+      .receive([&](connector_status& s) { st = s; }, [](caf::error&) {});
+    return st.restarts;
+  };
+  ASSERT_TRUE(test::wait_until([&] { return restarts() > 20; }));
+  auto beside = rate();
+  auto looped = restarts();
+
+  EXPECT_GT(looped, 100u) << "the neighbour must really be crash-looping during the window";
+  EXPECT_GE(beside, 0.9 * alone) << "alone: " << alone << "/s, beside a crash loop: " << beside
+                                 << "/s (" << looped << " restarts)";
+  caf::anon_send_exit(faulty, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(healthy, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(bus, caf::exit_reason::user_shutdown);
 }
 
