@@ -74,6 +74,7 @@ struct mqtt_state {
   std::shared_ptr<std::atomic<std::uint64_t>> dropped =
     std::make_shared<std::atomic<std::uint64_t>>(0);
   std::uint64_t dropped_logged = 0;
+  std::uint64_t dropped_counted = 0; ///< Drops already added to the dropped_total metric.
   static inline const char* name = "mqtt_connector";
 };
 
@@ -137,6 +138,11 @@ void message_handled(mqtt_actor* self) {
   auto& st = self->state;
   st.inflight->fetch_sub(1, std::memory_order_relaxed);
   auto dropped = st.dropped->load(std::memory_order_relaxed);
+  if (dropped > st.dropped_counted && st.ctx.metrics) {
+    st.ctx.metrics->connector_dropped(st.ctx.name())
+      .Increment(static_cast<double>(dropped - st.dropped_counted));
+    st.dropped_counted = dropped;
+  }
   if (dropped > 0 && dropped >= 2 * st.dropped_logged) {
     st.ctx.log.warn("messages arrive faster than handled, dropping the newest",
                     {conn_field(st),
