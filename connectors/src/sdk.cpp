@@ -79,7 +79,8 @@ void report_crashes(caf::event_based_actor* self, const connector_context& ctx) 
       what = e.what();
     } catch (...) {
     }
-    log.error("connector crashed", {{"connector", name}, {"error", what}});
+    // The supervisor logs the crash (rate-limited) with this message as its error.
+    log.debug("connector crashed", {{"connector", name}, {"error", what}});
     return make_error(errc::internal, "uncaught exception: " + what);
   });
 }

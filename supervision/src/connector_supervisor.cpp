@@ -186,11 +186,14 @@ void on_crash(supervisor_actor* self, std::string error) {
   ++st.restarts;
   if (auto& m = st.ctx.metrics) m->connector_restarts(st.ctx.name()).Increment();
   auto delay = next_backoff(st);
-  st.log.warn("connector crashed, restarting",
-              {{"connector", st.ctx.name()},
-               {"error", st.last_error},
-               {"restarts", std::to_string(st.restarts)},
-               {"backoff_ms", milliseconds_text(delay)}});
+  // A crash loop logs its 1st, 2nd, 4th, 8th… restart, not thousands of identical lines; the
+  // restarts metric counts every one.
+  if ((st.restarts & (st.restarts - 1)) == 0)
+    st.log.warn("connector crashed, restarting",
+                {{"connector", st.ctx.name()},
+                 {"error", st.last_error},
+                 {"restarts", std::to_string(st.restarts)},
+                 {"backoff_ms", milliseconds_text(delay)}});
   self->delayed_send(self, delay, respawn_atom::value, st.generation);
 }
 
