@@ -19,8 +19,18 @@ namespace manifold::gateway {
 inline constexpr const char* json_content_type = "application/json";
 inline constexpr const char* msgpack_content_type = "application/msgpack";
 
-/// True when the client's `Accept` header asks for msgpack.
+/// True when the client's `Accept` header prefers msgpack: the type with the higher q-value wins
+/// (a missing q is 1, q=0 is "not acceptable"); on a tie the one listed first; `*/*`, an absent
+/// header or one naming neither type mean JSON.
 bool wants_msgpack(std::string_view accept);
+
+/// How much client-supplied text an error message quotes at most (bytes).
+inline constexpr std::size_t quote_limit = 128;
+
+/// `text` cut to `quote_limit` bytes (at a UTF-8 character boundary) with `…` marking the cut.
+/// Every piece of client input quoted in an error message goes through this, so an answer never
+/// echoes a huge name or body back.
+std::string clip(std::string_view text);
 
 /// A value as JSON: bool, number, string, null; bytes as a lower-case hex string.
 nlohmann::json to_json(const value& v);

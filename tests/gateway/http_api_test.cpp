@@ -4,6 +4,7 @@
 #include <chrono>
 #include <functional>
 #include <future>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -773,6 +774,89 @@ TEST_F(http_api, a_stream_client_that_does_not_read_never_blocks_the_bus) {
 TEST_F(http_api, stream_without_upgrade_is_400) {
   start();
   expect_error(get("/v1/stream"), 400, "bad_request");
+}
+
+// -- findings of a first-use review ---------------------------------------------------------------
+
+TEST_F(http_api, the_response_format_follows_accept_q_values) {
+  start();
+  auto type_for = [&](const std::string& accept) {
+    return get("/v1/devices", {{"Accept", accept}}).headers["content-type"];
+  };
+  const std::string js = "application/json";
+  const std::string mp = "application/msgpack";
+  EXPECT_EQ(type_for("application/json, application/msgpack;q=0.5"), js);
+  EXPECT_EQ(type_for("application/json;q=0.5, application/msgpack"), mp);
+  EXPECT_EQ(type_for("application/msgpack;q=0.9, application/json;q=0.8"), mp);
+  EXPECT_EQ(type_for("application/msgpack, application/json"), mp); // a tie: first listed
+  EXPECT_EQ(type_for("application/json, application/msgpack"), js);
+  EXPECT_EQ(type_for("application/msgpack;q=0, */*"), js);
+  EXPECT_EQ(type_for("*/*"), js);
+  EXPECT_EQ(type_for("text/html"), js);
+  EXPECT_EQ(type_for("application/json;q=0, application/msgpack;q=0.1"), mp);
+  EXPECT_EQ(type_for("Application/MsgPack"), mp);
+  EXPECT_EQ(get("/v1/devices").headers["content-type"], js);
+}
+
+TEST_F(http_api, error_messages_quote_at_most_128_bytes_of_client_input) {
+  start();
+  const std::string ellipsis = "\xE2\x80\xA6";
+  auto check = [&](const std::string& msg, const std::string& what) {
+    EXPECT_LT(msg.size(), 300u) << what << ": " << msg.size() << " bytes";
+    EXPECT_NE(msg.find(ellipsis), std::string::npos) << what << ": " << msg;
+  };
+  check(expect_error(get("/v1/devices/" + std::string(10000, 'd')), 404, "not_found"), "device");
+  check(expect_error(get("/v1/connectors/" + std::string(10000, 'c')), 404, "not_found"),
+        "connector");
+  check(expect_error(get("/no/" + std::string(10000, 'r')), 404, "not_found"), "route");
+  check(expect_error(get("/v1/devices/thermostat-1/points/" + std::string(10000, 'p')), 404,
+                     "not_found"),
+        "point");
+  const std::string filler(900, 'x');
+  check(expect_error(put("/v1/devices/thermostat-1/points/setpoint",
+                         R"({"value": ")" + filler + R"("})"),
+                     400, "bad_request"),
+        "wrong type");
+  check(expect_error(post("/v1/devices/thermostat-1/actions/set_setpoint", "\"" + filler), 400,
+                     "bad_request"),
+        "invalid JSON");
+  check(expect_error(post("/v1/devices/thermostat-1/actions/set_setpoint",
+                          "{\"" + filler + "\": 1}"),
+                     400, "bad_request"),
+        "unknown parameter");
+  // A cut never splits a UTF-8 character: the message stays valid JSON text with no U+FFFD.
+  std::string umlauts;
+  for (int i = 0; i < 300; ++i) umlauts += "\xC3\xA4";
+  auto msg = expect_error(get("/v1/devices/" + umlauts), 404, "not_found");
+  check(msg, "utf-8");
+  EXPECT_EQ(msg.find("\xEF\xBF\xBD"), std::string::npos) << msg;
+  // Short input is quoted whole.
+  EXPECT_EQ(expect_error(get("/v1/devices/nope"), 404, "not_found"), "no device 'nope'");
+}
+
+TEST_F(http_api, int64_parameter_ranges_and_defaults_render_as_integers) {
+  start({[](manifold::node_config& c) {
+           for (auto& a : c.connectors[0].devices[2].actions)
+             if (a.name == "pulse") a.parameters[0].default_value = manifold::value{250.0};
+         },
+         {}});
+  auto d = get_json("/v1/devices/switch-1");
+  json pulse;
+  for (auto& a : d["actions"])
+    if (a["name"] == "pulse") pulse = a["params"][0];
+  ASSERT_TRUE(pulse.is_object()) << d;
+  EXPECT_TRUE(pulse["min"].is_number_integer()) << pulse;
+  EXPECT_TRUE(pulse["max"].is_number_integer()) << pulse;
+  EXPECT_TRUE(pulse["default"].is_number_integer()) << pulse;
+  auto raw = get("/v1/devices/switch-1").body;
+  EXPECT_NE(raw.find(R"("max":600000,"min":1)"), std::string::npos) << raw;
+  auto msg = expect_error(post("/v1/devices/switch-1/actions/pulse", R"({"duration_ms": 0})"),
+                          400, "bad_request");
+  EXPECT_NE(msg.find("within [1, 600000]"), std::string::npos) << msg;
+  // Double parameters keep their decimal point.
+  msg = expect_error(post("/v1/devices/thermostat-1/actions/set_setpoint", R"({"value": 50})"),
+                     400, "bad_request");
+  EXPECT_NE(msg.find("within [5.0, 35.0]"), std::string::npos) << msg;
 }
 
 } // namespace
