@@ -292,7 +292,7 @@ std::optional<std::vector<std::string>> split_path(std::string_view target) {
   return out;
 }
 
-std::map<std::string, std::string> parse_query(std::string_view target) {
+std::optional<std::map<std::string, std::string>> parse_query(std::string_view target) {
   std::map<std::string, std::string> out;
   auto q = target.find('?');
   if (q == std::string_view::npos) return out;
@@ -307,7 +307,8 @@ std::map<std::string, std::string> parse_query(std::string_view target) {
       auto key = percent_decode(pair.substr(0, eq), true);
       auto val = eq == std::string_view::npos ? std::optional<std::string>{""}
                                               : percent_decode(pair.substr(eq + 1), true);
-      if (key && val) out[*key] = *val;
+      if (!key || !val) return std::nullopt;
+      out[*key] = *val;
     }
     pos = end + 1;
   }

@@ -53,8 +53,9 @@ http_reply error_reply(errc code, const std::string& message, bool msgpack);
 /// cut off first. nullopt when a `%` escape is malformed.
 std::optional<std::vector<std::string>> split_path(std::string_view target);
 
-/// The query string of a request target as decoded key/value pairs (last one wins).
-std::map<std::string, std::string> parse_query(std::string_view target);
+/// The query string of a request target as decoded key/value pairs (last one wins); nullopt when
+/// a `%` escape is malformed.
+std::optional<std::map<std::string, std::string>> parse_query(std::string_view target);
 
 /// Percent-decodes `in` (and `+` as space when `plus_is_space`); nullopt on a bad escape.
 std::optional<std::string> percent_decode(std::string_view in, bool plus_is_space = false);
