@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -286,9 +287,20 @@ std::optional<json> parse_body(const exchange_ptr& ex, const std::string& body) 
   try {
     return json::parse(body);
   } catch (const json::parse_error& e) {
-    // The parser's message quotes the last token it read, which can be most of the body.
+    // The parser's message ends quoting the last token it read, which can be most of the body:
+    // keep what it says, cut only the quote.
+    std::string what = e.what();
+    constexpr std::string_view marker = "last read: '";
+    if (auto at = what.find(marker); at != std::string::npos) {
+      auto start = at + marker.size();
+      auto token = what.substr(start);
+      if (!token.empty() && token.back() == '\'') token.pop_back();
+      what = what.substr(0, start) + clip(token) + "'";
+    } else {
+      what = clip(what);
+    }
     ex->error(errc::bad_request,
-              "invalid JSON body at byte " + std::to_string(e.byte) + ": " + clip(e.what()));
+              "invalid JSON body at byte " + std::to_string(e.byte) + ": " + what);
   } catch (const std::exception& e) {
     ex->error(errc::bad_request, "invalid JSON body: " + clip(e.what()));
   }
