@@ -5,10 +5,13 @@
 #include "manifold/gateway/gateway.hpp"
 
 #include <chrono>
+#include <cmath>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -125,8 +128,20 @@ const device_entry* find_device(gateway_actor* self, const std::string& name) {
 
 // -- rendering ------------------------------------------------------------------------------------
 
-json optional_number(const std::optional<double>& d) {
-  return d ? json(*d) : json(nullptr);
+/// A declared bound of a parameter as JSON: an integer for an `int64` parameter (`1`, not
+/// `1.0`), a number otherwise, `null` when not declared.
+json bound_json(const parameter_config& p, const std::optional<double>& d) {
+  if (!d) return nullptr;
+  if (p.type == value_type::int64 && std::nearbyint(*d) == *d && std::abs(*d) < 9.2e18)
+    return static_cast<std::int64_t>(*d);
+  return *d;
+}
+
+/// A parameter's declared default in the parameter's own type.
+json default_json(const parameter_config& p) {
+  if (!p.default_value) return nullptr;
+  auto v = coerce(*p.default_value, p.type);
+  return to_json(v ? *v : *p.default_value);
 }
 
 json timestamp_json(timestamp ts) {
@@ -177,9 +192,9 @@ json action_object(const action_config& a) {
     params.push_back({{"name", p.name},
                       {"type", to_string(p.type)},
                       {"required", p.required},
-                      {"min", optional_number(p.min)},
-                      {"max", optional_number(p.max)},
-                      {"default", p.default_value ? to_json(*p.default_value) : json(nullptr)}});
+                      {"min", bound_json(p, p.min)},
+                      {"max", bound_json(p, p.max)},
+                      {"default", default_json(p)}});
   }
   return {{"name", a.name},
           {"description", a.description},
@@ -272,19 +287,31 @@ std::optional<json> parse_body(const exchange_ptr& ex, const std::string& body) 
   try {
     return json::parse(body);
   } catch (const json::parse_error& e) {
+    // The parser's message ends quoting the last token it read, which can be most of the body:
+    // keep what it says, cut only the quote.
+    std::string what = e.what();
+    constexpr std::string_view marker = "last read: '";
+    if (auto at = what.find(marker); at != std::string::npos) {
+      auto start = at + marker.size();
+      auto token = what.substr(start);
+      if (!token.empty() && token.back() == '\'') token.pop_back();
+      what = what.substr(0, start) + clip(token) + "'";
+    } else {
+      what = clip(what);
+    }
     ex->error(errc::bad_request,
-              "invalid JSON body at byte " + std::to_string(e.byte) + ": " + e.what());
+              "invalid JSON body at byte " + std::to_string(e.byte) + ": " + what);
   } catch (const std::exception& e) {
-    ex->error(errc::bad_request, std::string{"invalid JSON body: "} + e.what());
+    ex->error(errc::bad_request, "invalid JSON body: " + clip(e.what()));
   }
   return std::nullopt;
 }
 
 std::string describe_range(const parameter_config& p) {
   if (p.min && p.max)
-    return "[" + json(*p.min).dump() + ", " + json(*p.max).dump() + "]";
-  if (p.min) return ">= " + json(*p.min).dump();
-  if (p.max) return "<= " + json(*p.max).dump();
+    return "[" + bound_json(p, p.min).dump() + ", " + bound_json(p, p.max).dump() + "]";
+  if (p.min) return ">= " + bound_json(p, p.min).dump();
+  if (p.max) return "<= " + bound_json(p, p.max).dump();
   return {};
 }
 
@@ -304,7 +331,7 @@ std::optional<std::string> check_params(const action_config& a, const json& body
     if (a.parameter(key)) continue;
     std::string known;
     for (auto& p : a.parameters) known += (known.empty() ? "" : ", ") + p.name;
-    return "unknown parameter '" + key + "'; action '" + a.name + "' takes " +
+    return "unknown parameter '" + clip(key) + "'; action '" + a.name + "' takes " +
            (known.empty() ? std::string{"no parameters"} : known);
   }
   for (auto& p : a.parameters) {
@@ -324,10 +351,10 @@ std::optional<std::string> check_params(const action_config& a, const json& body
     auto v = from_json(*it, p.type, expected);
     if (!v)
       return "parameter '" + p.name + "' must be " + expected + " (" + to_string(p.type) +
-             "), got " + it->dump();
+             "), got " + clip(it->dump());
     if (auto n = as_number(*v); n && ((p.min && *n < *p.min) || (p.max && *n > *p.max)))
       return "parameter '" + p.name + "' must be within " + describe_range(p) + ", got " +
-             it->dump();
+             clip(it->dump());
     params[p.name] = std::move(*v);
   }
   return std::nullopt;
@@ -387,7 +414,7 @@ void get_connector(gateway_actor* self, const exchange_ptr& ex, const path_param
                    const http_request_data&) {
   auto& cfg = self->state.deps.config;
   const connector_config* c = cfg ? cfg->connector(pp[0]) : nullptr;
-  if (!c) return ex->error(errc::not_found, "no connector '" + pp[0] + "'");
+  if (!c) return ex->error(errc::not_found, "no connector '" + clip(pp[0]) + "'");
   collect_statuses(self, {c}, [ex](std::vector<status_answer>& answers) {
     ex->document(200, connector_object(answers.front()));
   });
@@ -400,7 +427,7 @@ void connector_lifecycle(gateway_actor* self, const exchange_ptr& ex, const path
                          const http_request_data&) {
   auto& cfg = self->state.deps.config;
   const connector_config* c = cfg ? cfg->connector(pp[0]) : nullptr;
-  if (!c) return ex->error(errc::not_found, "no connector '" + pp[0] + "'");
+  if (!c) return ex->error(errc::not_found, "no connector '" + clip(pp[0]) + "'");
   auto sup = supervisor_of(self, c->name);
   if (!sup) return ex->error(errc::unavailable, "connector '" + c->name + "' has no supervisor");
   self->request(sup, self->state.timeout, Atom::value)
@@ -427,7 +454,7 @@ void list_devices(gateway_actor* self, const exchange_ptr& ex, const path_params
 const device_entry* device_or_404(gateway_actor* self, const exchange_ptr& ex,
                                   const std::string& name) {
   auto* e = find_device(self, name);
-  if (!e) ex->error(errc::not_found, "no device '" + name + "'");
+  if (!e) ex->error(errc::not_found, "no device '" + clip(name) + "'");
   return e;
 }
 
@@ -466,7 +493,9 @@ void list_points(gateway_actor* self, const exchange_ptr& ex, const path_params&
 const point_config* point_or_404(const exchange_ptr& ex, const device_entry& e,
                                  const std::string& name) {
   auto* p = e.device->point(name);
-  if (!p) ex->error(errc::not_found, "device '" + e.device->name + "' has no point '" + name + "'");
+  if (!p)
+    ex->error(errc::not_found,
+              "device '" + e.device->name + "' has no point '" + clip(name) + "'");
   return p;
 }
 
@@ -500,13 +529,13 @@ void put_point(gateway_actor* self, const exchange_ptr& ex, const path_params& p
   if (!body->is_object() || !body->contains("value") || body->size() != 1)
     return ex->error(errc::bad_request,
                      std::string{"the body must be {\"value\": ...} with a "} +
-                       to_string(p->type) + ", got " + body->dump());
+                       to_string(p->type) + ", got " + clip(body->dump()));
   std::string expected;
   auto v = from_json(body->at("value"), p->type, expected);
   if (!v)
     return ex->error(errc::bad_request, "'value' must be " + expected + " (" +
                                           to_string(p->type) + "), got " +
-                                          body->at("value").dump());
+                                          clip(body->at("value").dump()));
   auto sup = supervisor_of(self, e->connector->name);
   if (!sup)
     return ex->error(errc::unavailable,
@@ -523,7 +552,7 @@ void call_action(gateway_actor* self, const exchange_ptr& ex, const path_params&
   auto* a = e->device->action(pp[1]);
   if (!a)
     return ex->error(errc::not_found,
-                     "device '" + pp[0] + "' has no action '" + pp[1] + "'");
+                     "device '" + pp[0] + "' has no action '" + clip(pp[1]) + "'");
   // An action without parameters may be called with an empty body.
   json body = json::object();
   if (req.body.find_first_not_of(" \t\r\n") != std::string::npos) {
@@ -626,14 +655,17 @@ void dispatch(gateway_actor* self, const http_request_data& req, http_callback& 
     return ex->error(errc::bad_request, "malformed percent-encoding in the request path");
   path_params params;
   auto* r = match(*segments, params);
-  if (!r) return ex->error(errc::not_found, "no route for " + req.method + " " + req.target);
+  if (!r)
+    return ex->error(errc::not_found,
+                     "no route for " + clip(req.method) + " " + clip(req.target));
   ex->set_route(r->templ);
   auto h = r->methods.find(req.method);
   if (h == r->methods.end()) {
     std::string allow;
     for (auto& [m, fn] : r->methods) allow += (allow.empty() ? "" : ", ") + m;
-    auto reply = error_reply(errc::bad_request, "method " + req.method + " is not allowed on " +
-                                                  r->templ + "; allowed: " + allow,
+    auto reply = error_reply(errc::bad_request,
+                             "method " + clip(req.method) + " is not allowed on " + r->templ +
+                               "; allowed: " + allow,
                              wants_msgpack(req.accept));
     reply.status = 405;
     reply.headers.emplace_back("Allow", allow);

@@ -66,6 +66,11 @@ const log::logger& logger() {
 
 class session_base;
 
+/// A header value as the std::string_view our wire helpers take.
+std::string_view view(beast::string_view s) {
+  return {s.data(), s.size()};
+}
+
 /// What every connection shares. Owned by the server; connections and callbacks only hold weak
 /// references, so stop() can tear it down while actors still hold callbacks.
 struct server_core {
@@ -365,6 +370,33 @@ private:
     parser_->header_limit(header_limit_bytes);
     // One deadline for the whole request: a client that trickles bytes (slowloris) is cut off.
     stream_.expires_after(core_->read_timeout);
+    // The header first, so that a client waiting for `100 Continue` gets it before the body.
+    http::async_read_header(stream_, buffer_, *parser_,
+                            [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                              self->on_header(ec);
+                            });
+  }
+
+  void on_header(beast::error_code ec) {
+    if (closed_) return;
+    // A declared Content-Length over the limit already failed here with body_limit: the client
+    // gets its 413 without sending the body (and without a 100 Continue).
+    if (ec || parser_->is_done()) return on_read(ec);
+    auto& req = parser_->get();
+    if (req.version() >= 11 && beast::iequals(req[http::field::expect], "100-continue")) {
+      continue_ = {http::status::continue_, req.version()};
+      http::async_write(stream_, continue_,
+                        [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                          if (ec) return self->close();
+                          self->read_body();
+                        });
+      return;
+    }
+    read_body();
+  }
+
+  void read_body() {
+    if (closed_) return;
     http::async_read(stream_, buffer_, *parser_,
                      [self = shared_from_this()](beast::error_code ec, std::size_t) {
                        self->on_read(ec);
@@ -380,10 +412,12 @@ private:
       if (buffer_.size() > 0 || parser_->got_some()) core_->count("invalid", 408);
       return close();
     }
+    // The fields read so far are in the parser: an `Accept` before the point of failure counts.
     if (ec == http::error::body_limit)
       return fail(413, errc::bad_request,
                   "the request body exceeds the limit of " +
-                    std::to_string(core_->cfg.max_body_bytes) + " bytes");
+                    std::to_string(core_->cfg.max_body_bytes) + " bytes",
+                  wants_msgpack(view(parser_->get()[http::field::accept])));
     if (ec == http::error::header_limit)
       return fail(431, errc::bad_request, "the request header exceeds the limit");
     if (ec == http::error::partial_message) return close();
@@ -401,8 +435,30 @@ private:
   }
 
   void upgrade(http::request<http::string_body> req, const std::string& target) {
+    // Everything Beast's accept would refuse is refused here, in our error format, before the
+    // upgrade: Beast would answer with a plain-text body.
+    bool msgpack = wants_msgpack(view(req[http::field::accept]));
+    auto refuse = [&](int status, const std::string& message) {
+      core_->count("/v1/stream", status);
+      auto r = error_reply(errc::bad_request, message, msgpack);
+      r.status = status;
+      if (status == 426) r.headers.emplace_back("Sec-WebSocket-Version", "13");
+      write(std::move(r), false);
+    };
     auto q = parse_query(target);
-    reading_filter filter{q["device"], q["point"]};
+    if (!q) return refuse(400, "malformed percent-encoding in the query of /v1/stream");
+    if (req.count(http::field::host) == 0)
+      return refuse(400, "the WebSocket handshake lacks a Host header");
+    auto key = req[http::field::sec_websocket_key];
+    if (key.empty()) return refuse(400, "the WebSocket handshake lacks Sec-WebSocket-Key");
+    if (key.size() > 24) return refuse(400, "the Sec-WebSocket-Key is not a valid key");
+    auto version = req[http::field::sec_websocket_version];
+    if (version.empty())
+      return refuse(400, "the WebSocket handshake lacks Sec-WebSocket-Version");
+    if (version != "13")
+      return refuse(426, "WebSocket version " + clip(std::string{version}) +
+                           " is not supported; use 13");
+    reading_filter filter{(*q)["device"], (*q)["point"]};
     core_->count("/v1/stream", 101);
     auto core = weak_core_.lock();
     if (!core) return close();
@@ -450,9 +506,9 @@ private:
   }
 
   /// Answers an error the server detected itself, then closes the connection.
-  void fail(int status, errc code, const std::string& message) {
+  void fail(int status, errc code, const std::string& message, bool msgpack = false) {
     core_->count("invalid", status);
-    auto r = error_reply(code, message, false);
+    auto r = error_reply(code, message, msgpack);
     r.status = status;
     write(std::move(r), false);
   }
@@ -469,6 +525,7 @@ private:
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   http::response<http::string_body> res_;
+  http::response<http::empty_body> continue_;
   unsigned version_ = 11;
   bool keep_alive_ = false;
   bool waiting_ = false;
@@ -547,6 +604,8 @@ http_server::http_server(caf::actor_system&, caf::actor gateway, caf::actor bus,
   c.bus = std::move(bus);
   c.cfg = std::move(cfg);
   c.metrics = std::move(metrics);
+  // Create the series now, so /metrics shows the counter at 0 before the first drop.
+  if (c.metrics) c.metrics->stream_dropped();
 }
 
 http_server::~http_server() {

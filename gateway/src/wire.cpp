@@ -2,7 +2,9 @@
 
 #include "manifold/actors/log.hpp"
 
+#include <cctype>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 
 #include <msgpack.hpp>
@@ -54,8 +56,92 @@ void pack(msgpack::packer<msgpack::sbuffer>& pk, const nlohmann::json& j) {
 
 } // namespace
 
+namespace {
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(a[i])) !=
+        std::tolower(static_cast<unsigned char>(b[i])))
+      return false;
+  return true;
+}
+
+/// How one media type fares against an `Accept` header: the q of the most specific range that
+/// matches it, and where that range stands in the list.
+struct acceptance {
+  int specificity = -1; ///< -1: no range matches; 0: `*/*`; 1: `type/*`; 2: exact.
+  double q = 0;
+  std::size_t position = 0;
+};
+
+acceptance accepted(std::string_view accept, std::string_view type, std::string_view subtype) {
+  acceptance best;
+  std::size_t position = 0;
+  std::size_t pos = 0;
+  while (pos <= accept.size()) {
+    auto end = accept.find(',', pos);
+    if (end == std::string_view::npos) end = accept.size();
+    auto item = accept.substr(pos, end - pos);
+    pos = end + 1;
+    auto semi = item.find(';');
+    auto range = trim(item.substr(0, semi));
+    if (range.empty()) continue;
+    double q = 1;
+    while (semi != std::string_view::npos) {
+      auto next = item.find(';', semi + 1);
+      auto param = trim(item.substr(semi + 1, next == std::string_view::npos
+                                                  ? std::string_view::npos
+                                                  : next - semi - 1));
+      if (param.size() > 2 && (param[0] == 'q' || param[0] == 'Q') && param[1] == '=') {
+        // A q that does not parse counts as 0 rather than guessing what the client meant.
+        std::string text{param.substr(2)};
+        char* stop = nullptr;
+        q = std::strtod(text.c_str(), &stop);
+        if (stop != text.c_str() + text.size() || !(q >= 0 && q <= 1)) q = 0;
+      }
+      semi = next;
+    }
+    auto slash = range.find('/');
+    if (slash == std::string_view::npos) continue;
+    auto t = range.substr(0, slash);
+    auto s = range.substr(slash + 1);
+    int specificity = -1;
+    if (t == "*" && s == "*")
+      specificity = 0;
+    else if (iequals(t, type) && s == "*")
+      specificity = 1;
+    else if (iequals(t, type) && iequals(s, subtype))
+      specificity = 2;
+    if (specificity > best.specificity) best = {specificity, q, position};
+    ++position;
+  }
+  return best;
+}
+
+} // namespace
+
 bool wants_msgpack(std::string_view accept) {
-  return accept.find(msgpack_content_type) != std::string_view::npos;
+  auto mp = accepted(accept, "application", "msgpack");
+  auto js = accepted(accept, "application", "json");
+  if (mp.q <= 0) return false;
+  if (mp.q != js.q) return mp.q > js.q;
+  // Equal q: the one listed first; one range matching both (`*/*`) means JSON.
+  return mp.position < js.position;
+}
+
+std::string clip(std::string_view text) {
+  if (text.size() <= quote_limit) return std::string{text};
+  auto cut = quote_limit;
+  // Never split a UTF-8 sequence: back up over continuation bytes.
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+  return std::string{text.substr(0, cut)} + "\xE2\x80\xA6"; // U+2026 HORIZONTAL ELLIPSIS
 }
 
 nlohmann::json to_json(const value& v) {
@@ -206,7 +292,7 @@ std::optional<std::vector<std::string>> split_path(std::string_view target) {
   return out;
 }
 
-std::map<std::string, std::string> parse_query(std::string_view target) {
+std::optional<std::map<std::string, std::string>> parse_query(std::string_view target) {
   std::map<std::string, std::string> out;
   auto q = target.find('?');
   if (q == std::string_view::npos) return out;
@@ -221,7 +307,8 @@ std::map<std::string, std::string> parse_query(std::string_view target) {
       auto key = percent_decode(pair.substr(0, eq), true);
       auto val = eq == std::string_view::npos ? std::optional<std::string>{""}
                                               : percent_decode(pair.substr(eq + 1), true);
-      if (key && val) out[*key] = *val;
+      if (!key || !val) return std::nullopt;
+      out[*key] = *val;
     }
     pos = end + 1;
   }

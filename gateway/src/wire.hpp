@@ -19,8 +19,18 @@ namespace manifold::gateway {
 inline constexpr const char* json_content_type = "application/json";
 inline constexpr const char* msgpack_content_type = "application/msgpack";
 
-/// True when the client's `Accept` header asks for msgpack.
+/// True when the client's `Accept` header prefers msgpack: the type with the higher q-value wins
+/// (a missing q is 1, q=0 is "not acceptable"); on a tie the one listed first; `*/*`, an absent
+/// header or one naming neither type mean JSON.
 bool wants_msgpack(std::string_view accept);
+
+/// How much client-supplied text an error message quotes at most (bytes).
+inline constexpr std::size_t quote_limit = 128;
+
+/// `text` cut to `quote_limit` bytes (at a UTF-8 character boundary) with `…` marking the cut.
+/// Every piece of client input quoted in an error message goes through this, so an answer never
+/// echoes a huge name or body back.
+std::string clip(std::string_view text);
 
 /// A value as JSON: bool, number, string, null; bytes as a lower-case hex string.
 nlohmann::json to_json(const value& v);
@@ -43,8 +53,9 @@ http_reply error_reply(errc code, const std::string& message, bool msgpack);
 /// cut off first. nullopt when a `%` escape is malformed.
 std::optional<std::vector<std::string>> split_path(std::string_view target);
 
-/// The query string of a request target as decoded key/value pairs (last one wins).
-std::map<std::string, std::string> parse_query(std::string_view target);
+/// The query string of a request target as decoded key/value pairs (last one wins); nullopt when
+/// a `%` escape is malformed.
+std::optional<std::map<std::string, std::string>> parse_query(std::string_view target);
 
 /// Percent-decodes `in` (and `+` as space when `plus_is_space`); nullopt on a bad escape.
 std::optional<std::string> percent_decode(std::string_view in, bool plus_is_space = false);

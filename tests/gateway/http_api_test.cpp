@@ -4,6 +4,7 @@
 #include <chrono>
 #include <functional>
 #include <future>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -13,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include <boost/asio/connect.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/websocket.hpp>
@@ -773,6 +775,215 @@ TEST_F(http_api, a_stream_client_that_does_not_read_never_blocks_the_bus) {
 TEST_F(http_api, stream_without_upgrade_is_400) {
   start();
   expect_error(get("/v1/stream"), 400, "bad_request");
+}
+
+// -- findings of a first-use review ---------------------------------------------------------------
+
+/// The headers of a valid WebSocket handshake, for requests sent with the plain HTTP client.
+std::map<std::string, std::string> ws_headers() {
+  return {{"Connection", "Upgrade"},
+          {"Upgrade", "websocket"},
+          {"Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="},
+          {"Sec-WebSocket-Version", "13"}};
+}
+
+TEST_F(http_api, a_stream_query_with_a_bad_escape_is_400_before_the_upgrade) {
+  start();
+  // The same handshake with a good query upgrades: the 400 below is about the escape only.
+  auto ok = get("/v1/stream?device=counter-1&point=count", ws_headers());
+  EXPECT_EQ(ok.status, 101) << ok.error << ok.body;
+  auto msg = expect_error(get("/v1/stream?device=%zz&point=count", ws_headers()), 400,
+                          "bad_request");
+  EXPECT_NE(msg.find("percent-encoding"), std::string::npos) << msg;
+  expect_error(get("/v1/stream?device=counter-1&point=%2", ws_headers()), 400, "bad_request");
+  EXPECT_EQ(get("/healthz").status, 200);
+}
+
+TEST_F(http_api, websocket_handshake_errors_are_answered_in_our_error_format) {
+  start();
+  auto h = ws_headers();
+  h.erase("Sec-WebSocket-Key");
+  auto msg = expect_error(get("/v1/stream", h), 400, "bad_request");
+  EXPECT_NE(msg.find("Sec-WebSocket-Key"), std::string::npos) << msg;
+
+  h = ws_headers();
+  h["Sec-WebSocket-Key"] = std::string(40, 'k');
+  expect_error(get("/v1/stream", h), 400, "bad_request");
+
+  h = ws_headers();
+  h.erase("Sec-WebSocket-Version");
+  expect_error(get("/v1/stream", h), 400, "bad_request");
+
+  h = ws_headers();
+  h["Sec-WebSocket-Version"] = "8";
+  auto r = get("/v1/stream", h);
+  msg = expect_error(r, 426, "bad_request");
+  EXPECT_NE(msg.find("13"), std::string::npos) << msg;
+  EXPECT_EQ(r.headers["sec-websocket-version"], "13");
+  EXPECT_EQ(get("/healthz").status, 200);
+}
+
+TEST_F(http_api, a_413_honours_accept_msgpack) {
+  start();
+  std::string big = R"({"value": ")" + std::string(4096, 'x') + R"("})";
+  // The test client sends Accept before Content-Length, so the header naming the format is read
+  // when the declared length is refused.
+  auto r = http_request(port_, "POST", "/v1/devices/thermostat-1/actions/set_setpoint", big,
+                        {{"Accept", "application/msgpack"}, {"Content-Type", "application/json"}});
+  EXPECT_EQ(r.status, 413) << r.error;
+  EXPECT_EQ(r.headers["content-type"], "application/msgpack");
+  auto j = json::from_msgpack(r.body, true, false);
+  ASSERT_TRUE(j.is_object() && j.contains("error")) << r.body;
+  EXPECT_EQ(j["error"]["code"], "bad_request") << r.body;
+  EXPECT_EQ(get("/healthz").status, 200);
+}
+
+/// A raw connection whose every read is bounded by a deadline.
+class raw_client {
+public:
+  explicit raw_client(std::uint16_t port) : stream_(ioc_) {
+    stream_.connect(tcp::endpoint{net::ip::make_address("127.0.0.1"), port});
+  }
+
+  void send(const std::string& bytes) {
+    stream_.expires_after(5s);
+    net::write(stream_, net::buffer(bytes));
+  }
+
+  /// Reads until `marker` has arrived or `timeout` passes; returns what arrived so far.
+  std::string read_until(const std::string& marker, std::chrono::milliseconds timeout) {
+    stream_.expires_after(timeout);
+    char buf[4096];
+    while (received_.find(marker) == std::string::npos) {
+      beast::error_code ec;
+      auto n = stream_.read_some(net::buffer(buf), ec);
+      received_.append(buf, n);
+      if (ec) break;
+    }
+    return received_;
+  }
+
+  void forget() { received_.clear(); }
+
+private:
+  net::io_context ioc_;
+  beast::tcp_stream stream_;
+  std::string received_;
+};
+
+TEST_F(http_api, expect_100_continue_is_answered_before_the_body) {
+  start();
+  raw_client c{port_};
+  c.send("POST /v1/devices/counter-1/actions/reset HTTP/1.1\r\nHost: x\r\n"
+         "Content-Type: application/json\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n");
+  // Without the interim answer the server waits for a body the client holds back: no answer.
+  auto interim = c.read_until("\r\n\r\n", 3s);
+  EXPECT_EQ(interim.rfind("HTTP/1.1 100 Continue\r\n", 0), 0u) << interim;
+  c.forget();
+  c.send("{}");
+  auto out = c.read_until("}}", 5s);
+  EXPECT_EQ(out.rfind("HTTP/1.1 200", 0), 0u) << out;
+  EXPECT_NE(out.find("\"result\""), std::string::npos) << out;
+
+  // Over the limit: 413 at once, no 100 Continue, and the body is never needed.
+  raw_client big{port_};
+  big.send("POST /v1/devices/counter-1/actions/reset HTTP/1.1\r\nHost: x\r\n"
+           "Content-Type: application/json\r\nContent-Length: 100000\r\n"
+           "Expect: 100-continue\r\n\r\n");
+  out = big.read_until("}}", 3s);
+  EXPECT_EQ(out.rfind("HTTP/1.1 413", 0), 0u) << out;
+  EXPECT_EQ(out.find("100 Continue"), std::string::npos) << out;
+}
+
+TEST_F(http_api, the_response_format_follows_accept_q_values) {
+  start();
+  auto type_for = [&](const std::string& accept) {
+    return get("/v1/devices", {{"Accept", accept}}).headers["content-type"];
+  };
+  const std::string js = "application/json";
+  const std::string mp = "application/msgpack";
+  EXPECT_EQ(type_for("application/json, application/msgpack;q=0.5"), js);
+  EXPECT_EQ(type_for("application/json;q=0.5, application/msgpack"), mp);
+  EXPECT_EQ(type_for("application/msgpack;q=0.9, application/json;q=0.8"), mp);
+  EXPECT_EQ(type_for("application/msgpack, application/json"), mp); // a tie: first listed
+  EXPECT_EQ(type_for("application/json, application/msgpack"), js);
+  EXPECT_EQ(type_for("application/msgpack;q=0, */*"), js);
+  EXPECT_EQ(type_for("*/*"), js);
+  EXPECT_EQ(type_for("text/html"), js);
+  EXPECT_EQ(type_for("application/json;q=0, application/msgpack;q=0.1"), mp);
+  EXPECT_EQ(type_for("Application/MsgPack"), mp);
+  EXPECT_EQ(get("/v1/devices").headers["content-type"], js);
+}
+
+TEST_F(http_api, error_messages_quote_at_most_128_bytes_of_client_input) {
+  start();
+  const std::string ellipsis = "\xE2\x80\xA6";
+  auto check = [&](const std::string& msg, const std::string& what) {
+    EXPECT_LT(msg.size(), 400u) << what << ": " << msg.size() << " bytes";
+    EXPECT_NE(msg.find(ellipsis), std::string::npos) << what << ": " << msg;
+  };
+  check(expect_error(get("/v1/devices/" + std::string(10000, 'd')), 404, "not_found"), "device");
+  check(expect_error(get("/v1/connectors/" + std::string(10000, 'c')), 404, "not_found"),
+        "connector");
+  check(expect_error(get("/no/" + std::string(10000, 'r')), 404, "not_found"), "route");
+  check(expect_error(get("/v1/devices/thermostat-1/points/" + std::string(10000, 'p')), 404,
+                     "not_found"),
+        "point");
+  const std::string filler(900, 'x');
+  std::string msg;
+  check(expect_error(put("/v1/devices/thermostat-1/points/setpoint",
+                         R"({"value": ")" + filler + R"("})"),
+                     400, "bad_request"),
+        "wrong type");
+  msg = expect_error(post("/v1/devices/thermostat-1/actions/set_setpoint", "\"" + filler), 400,
+                     "bad_request");
+  check(msg, "invalid JSON");
+  // Only the quoted token is cut: what the parser said about it stays.
+  EXPECT_NE(msg.find("at byte"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("missing closing quote"), std::string::npos) << msg;
+  check(expect_error(post("/v1/devices/thermostat-1/actions/set_setpoint",
+                          "{\"" + filler + "\": 1}"),
+                     400, "bad_request"),
+        "unknown parameter");
+  // A cut never splits a UTF-8 character: the message stays valid JSON text with no U+FFFD.
+  std::string umlauts;
+  for (int i = 0; i < 300; ++i) umlauts += "\xC3\xA4";
+  msg = expect_error(get("/v1/devices/" + umlauts), 404, "not_found");
+  check(msg, "utf-8");
+  EXPECT_EQ(msg.find("\xEF\xBF\xBD"), std::string::npos) << msg;
+  // Short input is quoted whole.
+  EXPECT_EQ(expect_error(get("/v1/devices/nope"), 404, "not_found"), "no device 'nope'");
+}
+
+TEST_F(http_api, int64_parameter_ranges_and_defaults_render_as_integers) {
+  start({[](manifold::node_config& c) {
+           for (auto& a : c.connectors[0].devices[2].actions)
+             if (a.name == "pulse") a.parameters[0].default_value = manifold::value{250.0};
+         },
+         {}});
+  auto d = get_json("/v1/devices/switch-1");
+  json pulse;
+  for (auto& a : d["actions"])
+    if (a["name"] == "pulse") pulse = a["params"][0];
+  ASSERT_TRUE(pulse.is_object()) << d;
+  EXPECT_TRUE(pulse["min"].is_number_integer()) << pulse;
+  EXPECT_TRUE(pulse["max"].is_number_integer()) << pulse;
+  EXPECT_TRUE(pulse["default"].is_number_integer()) << pulse;
+  auto raw = get("/v1/devices/switch-1").body;
+  EXPECT_NE(raw.find(R"("max":600000,"min":1)"), std::string::npos) << raw;
+  auto msg = expect_error(post("/v1/devices/switch-1/actions/pulse", R"({"duration_ms": 0})"),
+                          400, "bad_request");
+  EXPECT_NE(msg.find("within [1, 600000]"), std::string::npos) << msg;
+  // Double parameters keep their decimal point.
+  msg = expect_error(post("/v1/devices/thermostat-1/actions/set_setpoint", R"({"value": 50})"),
+                     400, "bad_request");
+  EXPECT_NE(msg.find("within [5.0, 35.0]"), std::string::npos) << msg;
+}
+
+TEST_F(http_api, stream_dropped_total_is_exported_as_zero_from_the_start) {
+  start();
+  auto text = get("/metrics").body;
+  EXPECT_EQ(gauge_value(text, "manifold_stream_dropped_total"), 0.0) << text;
 }
 
 } // namespace
