@@ -434,6 +434,22 @@ int run(int argc, char** argv) {
 
   auto sandbox = add_sandbox_commands(app);
 
+  // CLI11 would only say "A subcommand is required" for a mistyped command; name it instead.
+  if (argc > 1 && argv[1][0] != '-') {
+    std::string first = argv[1];
+    std::string known;
+    bool found = false;
+    for (auto* sub : app.get_subcommands([](CLI::App*) { return true; })) {
+      found = found || sub->get_name() == first;
+      known += (known.empty() ? "" : ", ") + sub->get_name();
+    }
+    if (!found) {
+      std::cerr << "error: unknown command '" << first << "' (commands: " << known
+                << "; see manifold --help)\n";
+      return exit_usage;
+    }
+  }
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -65,6 +65,9 @@ TEST(cli, help_is_available_on_every_command) {
 TEST(cli, unknown_command_is_a_usage_error) {
   auto r = manifold({"frobnicate"});
   EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("unknown command 'frobnicate' (commands: node, config"),
+            std::string::npos)
+    << r.output;
 }
 
 TEST(cli, config_check_accepts_the_examples) {
