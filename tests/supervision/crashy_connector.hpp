@@ -23,7 +23,7 @@ public:
     p.name = "ticks";
     p.type = value_type::int64;
     d.points.push_back(p);
-    for (auto name : {"crash", "hang", "degrade"}) {
+    for (auto name : {"crash", "hang", "degrade", "worker_crash"}) {
       action_config a;
       a.name = name;
       d.actions.push_back(a);
@@ -44,11 +44,21 @@ struct crashy_state {
   connectors::connector_context ctx;
   std::int64_t ticks = 0;
   bool degraded = false; ///< Set by the "degrade" action: reports its device unreachable.
+  caf::actor worker;      ///< Detached and linked, like a connector's blocking I/O worker.
 };
+
+/// An I/O worker on its own thread, as connectors run blocking client libraries; it throws on
+/// `crash_atom`.
+inline caf::behavior crashy_worker(caf::event_based_actor*) {
+  return {
+    [](crash_atom) { throw std::runtime_error("I/O worker failed"); },
+  };
+}
 
 inline caf::behavior crashy(caf::stateful_actor<crashy_state>* self, connectors::connector_context ctx) {
   self->state.ctx = std::move(ctx);
   connectors::report_crashes(self, self->state.ctx);
+  self->state.worker = self->spawn<caf::detached + caf::linked>(crashy_worker);
   self->send(self, poll_atom::value);
   return {
     [=](poll_atom) {
@@ -64,6 +74,10 @@ inline caf::behavior crashy(caf::stateful_actor<crashy_state>* self, connectors:
       self->delayed_send(self, st.ctx.config->poll_interval, poll_atom::value);
     },
     [=](invoke_atom, action_request& req) -> value {
+      if (req.action == "worker_crash") {
+        self->send(self->state.worker, crash_atom::value);
+        return value{};
+      }
       if (req.action == "degrade") {
         self->state.degraded = true;
         return value{};

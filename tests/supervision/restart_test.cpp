@@ -192,6 +192,15 @@ TEST_F(supervision_test, a_degraded_connector_shows_in_status_and_metrics_and_re
   EXPECT_GT(metric("manifold_connector_last_restart_timestamp_seconds{connector=\"faulty\"}"), 0);
 }
 
+TEST_F(supervision_test, a_dying_io_worker_restarts_its_group) {
+  ASSERT_TRUE(test::wait_until([&] { return latest("f1", "ticks").value_or(0) > 0; }));
+  EXPECT_FALSE(invoke("faulty", {"f1", "worker_crash", {}}));
+  ASSERT_TRUE(test::wait_until([&] { return status("faulty").restarts == 1; }));
+  ASSERT_TRUE(
+    test::wait_until([&] { return status("faulty").state == connector_state::running; }));
+  EXPECT_EQ(status("healthy").restarts, 0u);
+}
+
 TEST_F(supervision_test, repeated_crashes_keep_being_restarted) {
   for (int i = 1; i <= 3; ++i) {
     ASSERT_TRUE(
