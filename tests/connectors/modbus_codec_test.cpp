@@ -425,3 +425,17 @@ TEST(modbus_schema, the_example_config_loads) {
 }
 
 } // namespace
+
+namespace {
+
+TEST(modbus_codec, a_decimal_scale_gives_the_decimal_the_device_means) {
+  // 333 * 0.1 would be 33.300000000000004; the reading must be 33.3 exactly as a double parses it.
+  auto v = decode_ok(regs{333}, fmt(encoding::uint16, order::big, order::big,
+                                    value_type::float64, 0.1));
+  EXPECT_EQ(std::get<double>(v), 33.3);
+  v = decode_ok(regs{12345}, fmt(encoding::uint16, order::big, order::big, value_type::float64,
+                                 0.01, 1));
+  EXPECT_EQ(std::get<double>(v), 124.45);
+}
+
+} // namespace

@@ -133,7 +133,11 @@ decode_result decode_registers(const std::uint16_t* regs, std::size_t count,
   if (!std::isfinite(raw))
     return std::string{"the registers hold "} + (std::isnan(raw) ? "NaN" : "an infinity") +
            ", not a number";
-  double v = raw * f.scale + f.offset;
+  // A decimal scale such as 0.1 is applied as a division by 10: 333 * 0.1 is
+  // 33.300000000000004 in binary floating point, 333 / 10.0 is the 33.3 the device means.
+  double inverse = 1.0 / f.scale;
+  bool decimal = std::abs(f.scale) < 1 && std::abs(inverse - std::round(inverse)) < 1e-9;
+  double v = (decimal ? raw / std::round(inverse) : raw * f.scale) + f.offset;
   if (f.type == value_type::int64) return value{static_cast<std::int64_t>(std::llround(v))};
   return value{v};
 }
