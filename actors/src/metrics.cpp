@@ -54,6 +54,10 @@ node_metrics::node_metrics() : registry_(std::make_shared<prometheus::Registry>(
                     .Name("manifold_connector_queue_depth")
                     .Help("Readings waiting in the connector's queue for the data bus")
                     .Register(r);
+  device_up_ = &prometheus::BuildGauge()
+                  .Name("manifold_device_up")
+                  .Help("1 while a device answers its connector, 0 while it is unreachable")
+                  .Register(r);
   dropped_ = &prometheus::BuildCounter()
                 .Name("manifold_connector_dropped_total")
                 .Help("Readings dropped because the connector's queue was full")
@@ -118,6 +122,11 @@ void node_metrics::set_connector_state(const std::string& connector, connector_s
 
 prometheus::Gauge& node_metrics::connector_queue_depth(const std::string& connector) {
   return queue_depth_->Add({{"connector", connector}});
+}
+
+prometheus::Gauge& node_metrics::device_up(const std::string& connector,
+                                           const std::string& device) {
+  return device_up_->Add({{"connector", connector}, {"device", device}});
 }
 
 prometheus::Counter& node_metrics::connector_dropped(const std::string& connector) {

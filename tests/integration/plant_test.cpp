@@ -121,6 +121,32 @@ TEST_F(plant_test, an_mqtt_action_is_received_by_mosquitto_sub) {
   EXPECT_EQ(json::parse(sub.log()), (json{{"mode", "eco"}}));
 }
 
+TEST_F(plant_test, an_unreachable_modbus_device_goes_stale_answers_503_and_comes_back) {
+  auto metric_up = "manifold_device_up{connector=\"plant-modbus\",device=\"pump-1\"} 1";
+  auto metric_down = "manifold_device_up{connector=\"plant-modbus\",device=\"pump-1\"} 0";
+  ASSERT_TRUE(wait_until([&] { return http_get(gateway_port, "/metrics").body.find(metric_up) !=
+                                      std::string::npos; }, 15s)) << node->log();
+  modbus->stop();
+  ASSERT_TRUE(wait_until([&] {
+    return get("/v1/devices/pump-1/points/temperature").value("quality", "") == "stale";
+  }, 15s)) << node->log();
+  auto r = http_post(gateway_port, "/v1/devices/pump-1/actions/set_speed", R"({"value": 1})");
+  EXPECT_EQ(r.status, 503) << r.body;
+  EXPECT_NE(http_get(gateway_port, "/metrics").body.find(metric_down), std::string::npos);
+  auto c = get("/v1/connectors/plant-modbus");
+  EXPECT_EQ(c["state"], "degraded") << c.dump();
+  EXPECT_EQ(c["unreachable_devices"], json::array({"pump-1"})) << c.dump();
+
+  modbus = std::make_unique<child_process>(
+    std::vector<std::string>{"/usr/bin/python3", source_dir + "/tests/peers/modbus_server.py",
+                             std::to_string(modbus_port)},
+    dir.file("modbus2.log"));
+  ASSERT_TRUE(wait_until([&] {
+    return get("/v1/devices/pump-1/points/temperature").value("quality", "") == "good";
+  }, 20s)) << node->log();
+  EXPECT_NE(http_get(gateway_port, "/metrics").body.find(metric_up), std::string::npos);
+}
+
 TEST_F(plant_test, the_cli_sends_text_for_a_string_parameter_even_when_it_looks_numeric) {
   auto url = "http://127.0.0.1:" + std::to_string(gateway_port);
   // `mode` is declared string: 42 must arrive as "42", not be refused as a number.

@@ -12,6 +12,7 @@
 #include <caf/stateful_actor.hpp>
 
 #include "manifold/actors/errors.hpp"
+#include "manifold/actors/metrics.hpp"
 #include "manifold/connectors/modbus_transport.hpp"
 #include "manifold/connectors/sdk.hpp"
 #include "modbus/modbus_codec.hpp"
@@ -118,12 +119,16 @@ void publish_point(modbus_actor* self, const device_runtime& d, const point_runt
   publish(self, self->state.ctx, std::move(r));
 }
 
-// TODO(metrics): node_metrics has no per-device reachability gauge yet, so an unreachable device
-// shows only in the connector status and the log; a `manifold_device_up` gauge would fix that.
+void set_device_up(modbus_actor* self, const device_runtime& d, bool up) {
+  if (auto& m = self->state.ctx.metrics) m->device_up(self->state.ctx.name(), d.config->name).Set(up);
+}
+
+/// A degraded device gets both a warning and a metric (`manifold_device_up` 0).
 void mark_unreachable(modbus_actor* self, device_runtime& d, const std::string& reason) {
   ++d.failed_polls;
   if (d.reachable == std::optional<bool>{false}) return; // Already reported: no log per poll.
   d.reachable = false;
+  set_device_up(self, d, false);
   self->state.ctx.log.warn("device unreachable; its points are stale until it answers",
                            {{"connector", self->state.ctx.name()},
                             {"device", d.config->name},
@@ -137,6 +142,7 @@ void mark_reachable(modbus_actor* self, device_runtime& d) {
                              {{"connector", self->state.ctx.name()},
                               {"device", d.config->name},
                               {"failed_polls", std::to_string(d.failed_polls)}});
+  if (d.reachable != std::optional<bool>{true}) set_device_up(self, d, true);
   d.reachable = true;
   d.failed_polls = 0;
 }

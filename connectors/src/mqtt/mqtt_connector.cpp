@@ -187,9 +187,17 @@ void fail_pending(mqtt_actor* self, const std::string& why) {
 
 // -- events from the client -----------------------------------------------------------------------
 
+/// Every device of an MQTT connector is reached through its one broker.
+void set_devices_up(mqtt_actor* self, bool up) {
+  auto& st = self->state;
+  if (!st.ctx.metrics) return;
+  for (auto& d : st.ctx.config->devices) st.ctx.metrics->device_up(st.ctx.name(), d.name).Set(up);
+}
+
 void on_connected(mqtt_actor* self) {
   auto& st = self->state;
   st.connected = true;
+  set_devices_up(self, true);
   st.stale_published = false;
   st.last_disconnect.clear();
   st.ctx.log.info("connected to MQTT broker", {conn_field(st),
@@ -209,6 +217,7 @@ void on_disconnected(mqtt_actor* self, const std::string& reason) {
   bool was_connected = st.connected;
   st.connected = false;
   st.last_disconnect = reason;
+  set_devices_up(self, false);
   if (st.stale_published) return; // one outage, one warning and one stale mark per point
   st.stale_published = true;
   st.ctx.log.warn(was_connected ? "disconnected from MQTT broker" : "cannot reach MQTT broker",

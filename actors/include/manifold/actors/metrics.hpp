@@ -41,6 +41,8 @@ public:
   prometheus::Gauge& connector_queue_depth(const std::string& connector);
   /// `manifold_connector_dropped_total{connector}`: readings dropped by a full queue.
   prometheus::Counter& connector_dropped(const std::string& connector);
+  /// `manifold_device_up{connector,device}`: 1 while the device answers, 0 while it does not.
+  prometheus::Gauge& device_up(const std::string& connector, const std::string& device);
   /// `manifold_connector_last_restart_timestamp_seconds{connector}`: Unix time of the last
   /// restart of the group (after a crash or by hand); 0 if it never restarted.
   prometheus::Gauge& connector_last_restart(const std::string& connector);
@@ -59,6 +61,7 @@ private:
   prometheus::Family<prometheus::Gauge>* connector_state_;
   prometheus::Family<prometheus::Gauge>* queue_depth_;
   prometheus::Family<prometheus::Counter>* dropped_;
+  prometheus::Family<prometheus::Gauge>* device_up_;
   prometheus::Family<prometheus::Gauge>* last_restart_;
   prometheus::Family<prometheus::Counter>* stream_dropped_;
   prometheus::Family<prometheus::Gauge>* stream_subscribers_;
