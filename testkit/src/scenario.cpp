@@ -1,12 +1,16 @@
 #include "manifold/testkit/scenario.hpp"
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
+#include <prometheus/metric_family.h>
 
+#include "manifold/actors/metrics.hpp"
 #include "manifold/connectors/mqtt_transport.hpp"
 #include "manifold/testkit/params.hpp"
 #include "manifold/testkit/simulation.hpp"
@@ -293,13 +297,14 @@ private:
       r.error("at", "steps must be in time order: this one is at " + format_elapsed(st.at) +
                         ", the one before at " + format_elapsed(s.steps.back().at));
     int kinds = 0;
-    for (auto k : {"invoke", "publish", "fault", "expect", "expect_writes", "set"})
+    for (auto k : {"invoke", "publish", "fault", "expect", "expect_writes", "set",
+                   "expect_connector", "expect_metric"})
       kinds += r.has(k);
     if (kinds != 1) {
       diag_.add(st.where, "a step needs exactly one of invoke, publish, fault, set, expect, "
-                          "expect_writes");
+                          "expect_writes, expect_connector, expect_metric");
       for (auto k : {"invoke", "publish", "fault", "set", "expect", "expect_writes",
-                     "expect_result", "expect_error"})
+                     "expect_result", "expect_error", "expect_connector", "expect_metric"})
         r.take(k);
       r.finish();
       return;
@@ -310,6 +315,8 @@ private:
     if (r.has("expect")) read_expect(r, s, st);
     if (r.has("expect_writes")) read_writes(r, st);
     if (r.has("set")) read_set(r, s, st);
+    if (r.has("expect_connector")) read_expect_connector(r, s, st);
+    if (r.has("expect_metric")) read_expect_metric(r, st);
     r.finish();
     s.steps.push_back(std::move(st));
   }
@@ -384,26 +391,84 @@ private:
     st.description = "publish " + st.topic + " " + st.payload;
   }
 
+  /// A fault: `disconnect`/`reconnect`/`corrupt`/`heal: DEVICE`, `slow: {device, delay}`,
+  /// `timeout: DEVICE`, `broker_restart: {broker: DEVICE|CONNECTOR, down_for}`,
+  /// `crash: CONNECTOR`. A map value `{device: X}` / `{connector: X}` works for each, too.
   void read_fault(map_reader& r, scenario& s, scenario_step& st) {
     st.kind = step_kind::fault;
+    static const std::vector<std::string> kinds{"disconnect", "reconnect", "slow",
+                                                "timeout",    "corrupt",   "heal",
+                                                "broker_restart", "crash"};
     auto f = r.nested("fault", "'fault'");
     if (!f.ok()) return;
-    auto d = f.get_string("disconnect");
-    auto c = f.get_string("reconnect");
-    f.finish();
-    if (!d == !c) {
-      diag_.add(f.where(), "'fault' takes one of 'disconnect: DEVICE' or 'reconnect: DEVICE'");
+    int n = 0;
+    for (auto& k : kinds)
+      if (f.has(k)) {
+        st.fault = k;
+        ++n;
+      }
+    if (n != 1) {
+      for (auto& k : kinds)
+        f.take(k);
+      f.finish();
+      diag_.add(f.where(), "'fault' takes exactly one of disconnect, reconnect, slow, timeout, "
+                           "corrupt, heal (each: DEVICE), broker_restart: {broker, down_for}, "
+                           "crash: CONNECTOR");
       return;
     }
-    st.disconnect = d.has_value();
-    st.device = d ? *d : *c;
+    auto v = f.node()[st.fault];
+    std::string target;
+    if (v.IsScalar()) {
+      f.take(st.fault);
+      target = v.Scalar();
+    } else {
+      auto m = f.nested(st.fault, "'" + st.fault + "'");
+      if (m.ok()) {
+        auto key = st.fault == "crash" ? "connector" : st.fault == "broker_restart" ? "broker"
+                                                                                    : "device";
+        target = m.get_string(key, true).value_or("");
+        if (st.fault == "slow")
+          st.delay = m.get_duration("delay", 0ms, std::chrono::hours{24}, true).value_or(0ms);
+        if (st.fault == "broker_restart")
+          st.delay = m.get_duration("down_for", 0ms, std::chrono::hours{24}).value_or(0ms);
+        m.finish();
+      }
+    }
+    f.finish();
+    st.description = "fault " + st.fault + " " + target;
+    if (st.fault == "slow") st.description += " " + format_elapsed(st.delay);
+    if (target.empty()) return;
+    if (st.fault == "crash") {
+      st.connector = target;
+      if (!s.node.connector(target))
+        diag_.add(f.where(), "no connector '" + target + "' in the node config");
+      return;
+    }
     const connector_config* conn = nullptr;
-    if (!find_device(s, st.device, &conn))
+    if (st.fault == "broker_restart") {
+      conn = s.node.connector(target);
+      if (!conn) find_device(s, target, &conn);
+      if (!conn)
+        diag_.add(f.where(), "no connector or device '" + target + "' in the node config");
+      else if (conn->type != "mqtt")
+        diag_.add(f.where(), "'broker_restart' needs an mqtt connector or device, '" + target +
+                                 "' is " + conn->type);
+      else
+        st.connector = conn->name;
+      return;
+    }
+    st.device = target;
+    st.disconnect = st.fault == "disconnect";
+    if (!find_device(s, st.device, &conn)) {
       diag_.add(f.where(), "no device '" + st.device + "' in the node config");
-    else if (conn->type != "modbus" && conn->type != "mqtt")
+    } else if (conn->type != "modbus" && conn->type != "mqtt") {
       diag_.add(f.where(), "device '" + st.device + "' belongs to a '" + conn->type +
-                               "' connector: only modbus and mqtt devices can be disconnected");
-    st.description = std::string{st.disconnect ? "disconnect " : "reconnect "} + st.device;
+                               "' connector: only modbus and mqtt devices take device faults "
+                               "(a sim connector can 'crash')");
+    } else if (conn->type == "mqtt" && st.fault == "corrupt") {
+      diag_.add(f.where(), "'corrupt' garbles a modbus device's answers; for mqtt, 'publish' a "
+                           "malformed payload to the device's topic");
+    }
   }
 
   void read_expect(map_reader& r, scenario& s, scenario_step& st) {
@@ -434,19 +499,80 @@ private:
       else
         st.within = {std::get<double>(*lo), std::get<double>(*hi)};
     }
+    if (auto w = e.take("stays_within"); w.IsDefined()) {
+      auto lo =
+          w.IsSequence() && w.size() == 2 ? scalar_as(w[0], value_type::float64) : std::nullopt;
+      auto hi =
+          w.IsSequence() && w.size() == 2 ? scalar_as(w[1], value_type::float64) : std::nullopt;
+      if (!lo || !hi)
+        e.error("stays_within", "'stays_within' is [low, high], got " + scalar_text(w));
+      else
+        st.stays_within = {std::get<double>(*lo), std::get<double>(*hi)};
+      st.window = e.get_duration("for", 1ms, std::chrono::hours{24 * 366}, true).value_or(0ms);
+    } else if (e.has("for")) {
+      e.error("for", "'for' goes with 'stays_within'");
+    }
     if (auto q = e.get_enum("quality", {"good", "stale", "bad"}))
       st.expect_quality = *q == "good"    ? quality::good
                           : *q == "stale" ? quality::stale
                                           : quality::bad;
     e.finish();
-    if (!st.equals.IsDefined() && !st.within && !st.expect_quality)
-      diag_.add(e.where(), "'expect' needs at least one of equals, within, quality");
+    if (!st.equals.IsDefined() && !st.within && !st.expect_quality && !st.stays_within)
+      diag_.add(e.where(), "'expect' needs at least one of equals, within, quality, "
+                           "stays_within");
+    if (st.stays_within && (st.equals.IsDefined() || st.within || st.expect_quality))
+      diag_.add(e.where(), "'stays_within' watches a window: put equals/within/quality in a "
+                           "step of their own");
     st.description = "expect " + ref;
     if (st.equals.IsDefined()) st.description += " equals " + scalar_text(st.equals);
     if (st.within)
       st.description += " within [" + scalar_text(r.node()["expect"]["within"][0]) + ", " +
                         scalar_text(r.node()["expect"]["within"][1]) + "]";
     if (st.expect_quality) st.description += std::string{" "} + to_string(*st.expect_quality);
+    if (st.stays_within)
+      st.description += " stays_within [" + scalar_text(r.node()["expect"]["stays_within"][0]) +
+                        ", " + scalar_text(r.node()["expect"]["stays_within"][1]) + "] for " +
+                        format_elapsed(st.window);
+  }
+
+  void read_expect_connector(map_reader& r, scenario& s, scenario_step& st) {
+    st.kind = step_kind::expect_connector;
+    auto e = r.nested("expect_connector", "'expect_connector'");
+    if (!e.ok()) return;
+    st.connector = e.get_string("name", true).value_or("");
+    if (!st.connector.empty() && !s.node.connector(st.connector))
+      e.error("name", "no connector '" + st.connector + "' in the node config");
+    static const std::vector<std::string> states{"starting", "running",  "degraded",
+                                                 "restarting", "failed", "stopped"};
+    if (auto v = e.get_enum("state", states))
+      for (int i = 0; i < 16; ++i)
+        if (*v == to_string(static_cast<connector_state>(i))) {
+          st.expect_state = static_cast<connector_state>(i);
+          break;
+        }
+    if (auto n = e.get_int("restarts", 0, std::numeric_limits<std::int64_t>::max()))
+      st.expect_restarts = static_cast<std::uint64_t>(*n);
+    e.finish();
+    if (!st.expect_state && !st.expect_restarts)
+      diag_.add(e.where(), "'expect_connector' needs 'state' or 'restarts'");
+    st.description = "expect_connector " + st.connector;
+    if (st.expect_state) st.description += std::string{" "} + to_string(*st.expect_state);
+    if (st.expect_restarts) st.description += " restarts=" + std::to_string(*st.expect_restarts);
+  }
+
+  void read_expect_metric(map_reader& r, scenario_step& st) {
+    st.kind = step_kind::expect_metric;
+    auto e = r.nested("expect_metric", "'expect_metric'");
+    if (!e.ok()) return;
+    st.metric = e.get_string("name", true).value_or("");
+    st.labels = e.get_string_map("labels");
+    st.metric_equals = e.get_double("equals", true).value_or(0);
+    e.finish();
+    std::string labels;
+    for (auto& [k, v] : st.labels)
+      labels += (labels.empty() ? "" : ",") + k + "=\"" + v + "\"";
+    st.description = "expect_metric " + st.metric + "{" + labels + "} equals " +
+                     scalar_text(r.node()["expect_metric"]["equals"]);
   }
 
   void read_writes(map_reader& r, scenario_step& st) {
@@ -584,6 +710,137 @@ std::string list_text(const std::vector<std::string>& xs) {
   return out;
 }
 
+std::string mqtt_endpoint(const connector_config& c) {
+  if (auto* o = std::any_cast<connectors::mqtt_client_options>(&c.settings))
+    return o->host + ":" + std::to_string(o->port);
+  return {};
+}
+
+/// Applies a fault step to the simulation; false with `why` when it cannot.
+bool apply_fault(const scenario_step& st, simulation& sim, std::string& why) {
+  auto now = sim.elapsed();
+  if (st.fault == "crash") {
+    if (sim.crash(st.connector)) return true;
+    why = "connector '" + st.connector + "' has no running actor to crash";
+    return false;
+  }
+  if (st.fault == "broker_restart") {
+    auto ep = mqtt_endpoint(*sim.config().connector(st.connector));
+    sim.plant().mqtt_set_up(ep, false);
+    sim.run();
+    if (st.delay == 0ms) {
+      sim.plant().mqtt_set_up(ep, true);
+    } else {
+      auto* plant = &sim.plant();
+      plant->schedule(now + st.delay, [plant, ep] { plant->mqtt_set_up(ep, true); });
+    }
+    sim.run();
+    return true;
+  }
+  if (auto* u = sim.modbus_unit_of(st.device)) {
+    if (st.fault == "disconnect" || st.fault == "reconnect") u->connected = !st.disconnect;
+    if (st.fault == "slow") u->delay = st.delay;
+    if (st.fault == "timeout") u->no_answer = true;
+    if (st.fault == "corrupt") u->corrupt = true;
+    if (st.fault == "heal") {
+      u->delay = 0ms;
+      u->no_answer = false;
+      u->corrupt = false;
+    }
+    sim.trace().record(now, "fault", st.fault + " " + st.device +
+                                         (st.fault == "slow" ? " " + format_elapsed(st.delay)
+                                                             : std::string{}));
+  } else {
+    auto ep = sim.endpoint_of(st.device);
+    if (st.fault == "disconnect" || st.fault == "reconnect")
+      sim.plant().mqtt_set_up(ep, !st.disconnect);
+    if (st.fault == "slow") sim.plant().mqtt_set_ack(ep, st.delay);
+    if (st.fault == "timeout") sim.plant().mqtt_set_ack(ep, std::nullopt);
+    if (st.fault == "heal") sim.plant().mqtt_set_ack(ep, 0ms);
+    if (st.fault != "disconnect" && st.fault != "reconnect")
+      sim.trace().record(now, "fault", st.fault + " broker " + ep);
+  }
+  sim.run();
+  return true;
+}
+
+step_result check_connector(std::size_t index, const scenario_step& st, simulation& sim) {
+  step_result res{index, sim.elapsed(), st.description, false, {}, st.where};
+  auto s = sim.status(st.connector);
+  if (!s) {
+    res.message = "no status from connector '" + st.connector + "'";
+    return res;
+  }
+  auto got = std::string{to_string(s->state)} + ", restarts=" + std::to_string(s->restarts) +
+             (s->last_error.empty() ? "" : " (" + s->last_error + ")");
+  res.message = got;
+  if ((st.expect_state && s->state != *st.expect_state) ||
+      (st.expect_restarts && s->restarts != *st.expect_restarts)) {
+    res.message = "expected" +
+                  (st.expect_state ? " " + std::string{to_string(*st.expect_state)} : "") +
+                  (st.expect_restarts ? " restarts=" + std::to_string(*st.expect_restarts) : "") +
+                  ", got " + got;
+    return res;
+  }
+  res.passed = true;
+  return res;
+}
+
+step_result check_metric(std::size_t index, const scenario_step& st, simulation& sim) {
+  step_result res{index, sim.elapsed(), st.description, false, {}, st.where};
+  std::vector<double> found;
+  for (auto& fam : sim.metrics().registry().Collect()) {
+    if (fam.name != st.metric) continue;
+    for (auto& m : fam.metric) {
+      std::size_t matched = 0;
+      for (auto& l : m.label)
+        if (auto it = st.labels.find(l.name); it != st.labels.end() && it->second == l.value)
+          ++matched;
+      if (matched != st.labels.size()) continue;
+      switch (fam.type) {
+      case prometheus::MetricType::Counter: found.push_back(m.counter.value); break;
+      case prometheus::MetricType::Gauge: found.push_back(m.gauge.value); break;
+      case prometheus::MetricType::Untyped: found.push_back(m.untyped.value); break;
+      case prometheus::MetricType::Histogram:
+        found.push_back(static_cast<double>(m.histogram.sample_count));
+        break;
+      default: break;
+      }
+    }
+  }
+  // A labelled counter has no series until its first increment: it reads 0, as Prometheus'
+  // `or vector(0)` would make it.
+  if (found.empty() && st.metric_equals == 0) {
+    res.passed = true;
+    res.message = "no series yet (0)";
+    return res;
+  }
+  if (found.size() != 1) {
+    res.message = found.empty() ? "no such series"
+                                : std::to_string(found.size()) +
+                                      " series match; name more labels to pick one";
+    return res;
+  }
+  std::ostringstream got;
+  got << found[0];
+  res.message = got.str();
+  if (std::abs(found[0] - st.metric_equals) > 1e-9 * std::max(1.0, std::abs(st.metric_equals))) {
+    res.message = "got " + got.str();
+    return res;
+  }
+  res.passed = true;
+  return res;
+}
+
+/// A `stays_within` expectation being watched: every reading of its point until `end`.
+struct window_watch {
+  std::size_t index;
+  const scenario_step* step;
+  std::chrono::milliseconds end;
+  std::size_t readings = 0;
+  std::string failure;
+};
+
 } // namespace
 
 scenario_report run_scenario(const scenario& s, std::optional<std::uint64_t> seed,
@@ -595,8 +852,23 @@ scenario_report run_scenario(const scenario& s, std::optional<std::uint64_t> see
   rep.seed = seed.value_or(s.seed);
   simulation_options opts;
   opts.seed = rep.seed;
+  // Declared before the simulation: its reading hook refers to it until the simulation ends.
+  std::vector<window_watch> windows;
   simulation sim{s.node, opts};
   apply_models(sim, s.devices);
+  sim.on_reading([&](const point_reading& r) {
+    for (auto& w : windows) {
+      if (w.step->device != r.device || w.step->point != r.point || sim.elapsed() > w.end)
+        continue;
+      ++w.readings;
+      if (!w.failure.empty()) continue;
+      auto x = coerce(r.data, value_type::float64);
+      auto [lo, hi] = *w.step->stays_within;
+      if (r.q != quality::good || !x || std::get<double>(*x) < lo || std::get<double>(*x) > hi)
+        w.failure = "at " + format_elapsed(sim.elapsed()) + ": " + to_display_string(r.data) +
+                    " (" + to_string(r.q) + (r.reason.empty() ? "" : ": " + r.reason) + ")";
+    }
+  });
 
   auto finish = [&](step_result r) {
     (r.passed ? rep.passed : rep.failed)++;
@@ -615,12 +887,34 @@ scenario_report run_scenario(const scenario& s, std::optional<std::uint64_t> see
     }
   };
   std::size_t writes_seen = 0;
+  // Closes the watched windows that end by `upto`, moving time to each end in turn.
+  auto close_windows = [&](std::chrono::milliseconds upto) {
+    for (;;) {
+      auto it = std::min_element(windows.begin(), windows.end(),
+                                 [](auto& a, auto& b) { return a.end < b.end; });
+      if (it == windows.end() || it->end > upto) return;
+      sim.advance_to(it->end);
+      settle();
+      step_result r{it->index, it->end, it->step->description, false, {}, it->step->where};
+      if (!it->failure.empty())
+        r.message = "left the range " + it->failure;
+      else if (it->readings == 0)
+        r.message = "no reading of " + it->step->device + "/" + it->step->point + " in the window";
+      else {
+        r.passed = true;
+        r.message = std::to_string(it->readings) + " readings in range";
+      }
+      windows.erase(it);
+      finish(std::move(r));
+    }
+  };
 
   try {
     sim.start();
     for (std::size_t i = 0; i < s.steps.size(); ++i) {
       auto& st = s.steps[i];
       auto index = i + 1;
+      close_windows(st.at);
       sim.advance_to(st.at);
       settle();
       switch (st.kind) {
@@ -644,23 +938,27 @@ scenario_report run_scenario(const scenario& s, std::optional<std::uint64_t> see
         finish({index, sim.elapsed(), st.description, true, {}, st.where});
         break;
       case step_kind::fault: {
-        if (auto* u = sim.modbus_unit_of(st.device)) {
-          u->connected = !st.disconnect;
-          sim.trace().record(sim.elapsed(), "fault",
-                             (st.disconnect ? "disconnect " : "reconnect ") + st.device);
-        } else {
-          sim.plant().mqtt_set_up(sim.endpoint_of(st.device), !st.disconnect);
-        }
-        sim.run();
-        finish({index, sim.elapsed(), st.description, true, {}, st.where});
+        std::string why;
+        bool ok = apply_fault(st, sim, why);
+        finish({index, sim.elapsed(), st.description, ok, why, st.where});
+        settle();
         break;
       }
+      case step_kind::expect_connector: finish(check_connector(index, st, sim)); break;
+      case step_kind::expect_metric: finish(check_metric(index, st, sim)); break;
       case step_kind::set:
         apply_models(sim, {st.model});
         sim.trace().record(sim.elapsed(), "set", st.device);
         finish({index, sim.elapsed(), st.description, true, {}, st.where});
         break;
-      case step_kind::expect: finish(check_point(index, st, sim)); break;
+      case step_kind::expect:
+        if (st.stays_within) {
+          // Readings from now on count; one already taken before the step does not.
+          windows.push_back(window_watch{index, &st, st.at + st.window, 0, {}});
+        } else {
+          finish(check_point(index, st, sim));
+        }
+        break;
       case step_kind::expect_writes: {
         auto& all = sim.plant().side_effects();
         std::vector<std::string> got;
@@ -676,6 +974,7 @@ scenario_report run_scenario(const scenario& s, std::optional<std::uint64_t> see
       }
       }
     }
+    close_windows(std::chrono::milliseconds::max());
     // Give actions still waiting for a device their full timeout, then call them unanswered.
     if (!pending.empty()) {
       std::chrono::milliseconds longest{0};
@@ -691,6 +990,7 @@ scenario_report run_scenario(const scenario& s, std::optional<std::uint64_t> see
   } catch (const std::exception& e) {
     finish({0, sim.elapsed(), "run", false, e.what(), {s.file, 0, 0}});
   }
+  sim.on_reading({});
   rep.trace_hash = sim.trace().hash_hex();
   rep.trace = sim.trace().events();
   rep.events = sim.events();

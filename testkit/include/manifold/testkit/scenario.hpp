@@ -13,6 +13,7 @@
 
 #include "manifold/actors/config.hpp"
 #include "manifold/actors/errors.hpp"
+#include "manifold/actors/messages.hpp"
 #include "manifold/connectors/sdk.hpp"
 #include "manifold/testkit/trace.hpp"
 
@@ -22,7 +23,16 @@ namespace manifold::testkit {
 
 class simulation;
 
-enum class step_kind { invoke, publish, fault, set, expect, expect_writes };
+enum class step_kind {
+  invoke,
+  publish,
+  fault,
+  set,
+  expect,
+  expect_writes,
+  expect_connector,
+  expect_metric
+};
 
 /// Initial data of one simulated device.
 struct device_model {
@@ -57,12 +67,28 @@ struct scenario_step {
   // fault
   std::string device;
   bool disconnect = true;
+  /// disconnect, reconnect, slow, timeout, corrupt, heal, broker_restart, crash.
+  std::string fault;
+  std::chrono::milliseconds delay{0}; ///< slow: per call; broker_restart: time down.
+  std::string connector;              ///< crash, expect_connector, broker_restart.
 
   // expect
   std::string point; ///< With `device`.
   YAML::Node equals;
   std::optional<std::pair<double, double>> within;
   std::optional<quality> expect_quality;
+  /// stays_within: every reading of the point from `at` to `at + window` must be in range.
+  std::optional<std::pair<double, double>> stays_within;
+  std::chrono::milliseconds window{0};
+
+  // expect_connector (with `connector`)
+  std::optional<connector_state> expect_state;
+  std::optional<std::uint64_t> expect_restarts;
+
+  // expect_metric
+  std::string metric;
+  std::map<std::string, std::string> labels;
+  double metric_equals = 0;
 
   // expect_writes
   std::vector<std::string> writes;
