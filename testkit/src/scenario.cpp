@@ -5,6 +5,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -194,8 +195,12 @@ private:
       diag_.add(r.where(), "device '" + name + "' belongs to a '" + conn->type +
                                "' connector, which simulates itself: it takes no device data here");
       r.take("points");
+      r.take("dynamics");
     }
     if (auto c = r.get_bool("connected")) m.connected = *c;
+    if (auto dyn = r.take("dynamics");
+        dyn.IsDefined() && !dyn.IsNull() && (conn->type == "modbus" || conn->type == "mqtt"))
+      read_dynamics(dyn, *conn, *dc, m);
     r.finish();
     s.devices.push_back(std::move(m));
   }
@@ -223,6 +228,93 @@ private:
         }
     }
     if (auto pts = r.take("points"); pts.IsDefined()) read_points(pts, dc, m);
+  }
+
+  /// `dynamics:` of a device: modbus points or mqtt topics, each with one model.
+  void read_dynamics(const YAML::Node& n, const connector_config& conn, const device_config& dc,
+                     device_model& m) {
+    if (!n.IsMap()) {
+      diag_.add(config::location_of(n, file_), "'dynamics' maps " +
+                                                   std::string{conn.type == "mqtt" ? "topics"
+                                                                                   : "points"} +
+                                                   " to a model (follow, counter or script)");
+      return;
+    }
+    for (auto kv : n) {
+      dynamic_source d;
+      d.target = kv.first.Scalar();
+      d.where = config::location_of(kv.first, file_);
+      if (conn.type == "modbus") {
+        auto* pc = dc.point(d.target);
+        if (!pc || !std::any_cast<connectors::modbus::point_settings>(&pc->settings)) {
+          diag_.add(d.where, "'dynamics': device '" + dc.name + "' has no point '" + d.target +
+                                 "'");
+          continue;
+        }
+        if (pc->type != value_type::float64 && pc->type != value_type::int64 &&
+            pc->type != value_type::boolean) {
+          diag_.add(d.where, "'dynamics': point '" + d.target + "' is " + to_string(pc->type) +
+                                 "; dynamics produce numbers and booleans");
+          continue;
+        }
+      } else if (d.target.empty() || d.target.find_first_of("+#") != std::string::npos) {
+        diag_.add(d.where, "'dynamics' of an mqtt device are keyed by topic (no wildcards)");
+        continue;
+      }
+      map_reader r{kv.second, file_, diag_, "dynamics '" + d.target + "'"};
+      if (!r.ok()) continue;
+      int models = r.has("follow") + r.has("counter") + r.has("script");
+      if (models != 1) {
+        diag_.add(r.where(), "dynamics '" + d.target + "' needs exactly one of follow (a "
+                                                        "setpoint), counter, script");
+        for (auto k : {"follow", "counter", "script"})
+          r.take(k);
+      }
+      if (auto f = r.take("follow"); f.IsDefined()) {
+        d.model = dynamic_source::kind::follow;
+        if (auto x = scalar_as(f, value_type::float64)) {
+          d.setpoint = std::get<double>(*x);
+        } else if (f.IsScalar() && conn.type == "modbus" && dc.point(f.Scalar())) {
+          d.setpoint_point = f.Scalar();
+        } else {
+          r.error("follow", "'follow' is a number or a point of the same modbus device, got '" +
+                                scalar_text(f) + "'");
+        }
+        d.tau = r.get_duration("tau", 0ms, std::chrono::hours{24 * 366}).value_or(0ms);
+      }
+      if (auto c = r.take("counter"); c.IsDefined()) {
+        d.model = dynamic_source::kind::counter;
+        if (auto x = scalar_as(c, value_type::float64))
+          d.increment = std::get<double>(*x);
+        else
+          r.error("counter", "'counter' is the increment per interval, got " + scalar_text(c));
+      }
+      if (auto sc = r.take("script"); sc.IsDefined()) {
+        d.model = dynamic_source::kind::script;
+        if (!sc.IsSequence() || sc.size() == 0) {
+          r.error("script", "'script' is a list of {at, value}, e.g. [{at: 0s, value: 1}]");
+        } else {
+          for (auto e : sc) {
+            map_reader er{e, file_, diag_, "a script entry"};
+            if (!er.ok()) continue;
+            auto at = er.get_duration("at", 0ms, std::chrono::hours{24 * 366}, true);
+            auto v = er.get_double("value", true);
+            er.finish();
+            if (!at || !v) continue;
+            if (!d.script.empty() && *at < d.script.back().first)
+              er.error("at", "script entries must be in time order");
+            d.script.emplace_back(*at, *v);
+          }
+        }
+      }
+      d.start = r.get_double("start").value_or(d.setpoint.value_or(0));
+      if (d.model == dynamic_source::kind::counter && !r.node()["start"]) d.start = 0;
+      d.noise = r.get_double("noise").value_or(0);
+      if (d.noise < 0) r.error("noise", "'noise' is a standard deviation (>= 0)");
+      d.interval = r.get_duration("interval", 1ms, std::chrono::hours{24}).value_or(1000ms);
+      r.finish();
+      m.dynamics.push_back(std::move(d));
+    }
   }
 
   /// A change of a Modbus device's data at a point in time: the device's own dynamics.
@@ -832,6 +924,146 @@ step_result check_metric(std::size_t index, const scenario_step& st, simulation&
   return res;
 }
 
+// -- device dynamics ------------------------------------------------------------------------------
+
+const point_config* modbus_point(simulation& sim, const std::string& device,
+                                 const std::string& point,
+                                 const connectors::modbus::point_settings** ps) {
+  auto* c = sim.connector_of(device);
+  auto* pc = c ? c->device(device)->point(point) : nullptr;
+  *ps = pc ? std::any_cast<connectors::modbus::point_settings>(&pc->settings) : nullptr;
+  return *ps ? pc : nullptr;
+}
+
+/// The value a Modbus point holds in its simulated unit, decoded as the connector would.
+std::optional<double> read_point(simulation& sim, const std::string& device,
+                                 const std::string& point) {
+  const connectors::modbus::point_settings* ps = nullptr;
+  auto* pc = modbus_point(sim, device, point, &ps);
+  auto* u = sim.modbus_unit_of(device);
+  if (!pc || !u) return std::nullopt;
+  if (connectors::modbus::bit_table(ps->table)) {
+    auto& bits = ps->table == connectors::modbus_table::coil ? u->coils : u->discrete_inputs;
+    auto it = bits.find(ps->address);
+    return it != bits.end() && it->second ? 1.0 : 0.0;
+  }
+  auto& regs = ps->table == connectors::modbus_table::holding_register ? u->holding_registers
+                                                                       : u->input_registers;
+  std::vector<std::uint16_t> words;
+  auto n = connectors::modbus::register_count(ps->format.enc);
+  for (int i = 0; i < n; ++i) {
+    auto it = regs.find(ps->address + i);
+    words.push_back(it == regs.end() ? 0 : it->second);
+  }
+  auto v = connectors::modbus::decode_registers(words.data(), words.size(), ps->format);
+  if (!std::holds_alternative<value>(v)) return std::nullopt;
+  auto x = coerce(std::get<value>(v), value_type::float64);
+  return x ? std::optional<double>{std::get<double>(*x)} : std::nullopt;
+}
+
+/// Writes `x` into a Modbus point's registers (or bit) as the connector decodes it; false when
+/// the point's encoding cannot hold it.
+bool write_point(simulation& sim, const std::string& device, const std::string& point, double x) {
+  const connectors::modbus::point_settings* ps = nullptr;
+  auto* pc = modbus_point(sim, device, point, &ps);
+  auto* u = sim.modbus_unit_of(device);
+  if (!pc || !u) return false;
+  if (connectors::modbus::bit_table(ps->table)) {
+    (ps->table == connectors::modbus_table::coil ? u->coils : u->discrete_inputs)[ps->address] =
+        x != 0 ? 1 : 0;
+    return true;
+  }
+  value v = x;
+  if (pc->type == value_type::int64) v = static_cast<std::int64_t>(std::llround(x));
+  if (pc->type == value_type::boolean) v = x != 0;
+  auto enc = connectors::modbus::encode_registers(v, ps->format);
+  if (!std::holds_alternative<std::vector<std::uint16_t>>(enc)) return false;
+  auto& words = std::get<std::vector<std::uint16_t>>(enc);
+  auto& regs = ps->table == connectors::modbus_table::holding_register ? u->holding_registers
+                                                                       : u->input_registers;
+  for (std::size_t i = 0; i < words.size(); ++i)
+    regs[ps->address + static_cast<int>(i)] = words[i];
+  return true;
+}
+
+/// One running dynamic: its state between ticks and its own random source.
+struct dynamic_run {
+  const dynamic_source* src;
+  std::string device;
+  bool modbus = false;
+  std::string endpoint;
+  double state = 0;
+  std::uint64_t ticks = 0;
+  std::mt19937_64 rng;
+  std::normal_distribution<double> normal{0.0, 1.0};
+
+  /// The output at virtual time `t`, advancing the model by one interval.
+  double next(std::chrono::milliseconds t, simulation& sim) {
+    switch (src->model) {
+    case dynamic_source::kind::follow: {
+      auto sp = src->setpoint;
+      if (!src->setpoint_point.empty())
+        if (auto x = read_point(sim, device, src->setpoint_point)) sp = *x;
+      if (sp && ticks > 0) {
+        // Exact step of dx/dt = (sp - x) / tau over one interval with sp held constant.
+        auto a = src->tau.count() == 0
+                     ? 1.0
+                     : 1.0 - std::exp(-static_cast<double>(src->interval.count()) /
+                                      static_cast<double>(src->tau.count()));
+        state += (*sp - state) * a;
+      }
+      break;
+    }
+    case dynamic_source::kind::counter:
+      state = src->start + src->increment * static_cast<double>(ticks);
+      break;
+    case dynamic_source::kind::script:
+      state = src->script.front().second;
+      for (auto& [at, v] : src->script)
+        if (at <= t) state = v;
+      break;
+    }
+    ++ticks;
+    return src->noise > 0 ? state + src->noise * normal(rng) : state;
+  }
+};
+
+void tick(std::shared_ptr<dynamic_run> d, simulation* sim) {
+  auto t = sim->elapsed();
+  auto x = d->next(t, *sim);
+  if (d->modbus) {
+    if (!write_point(*sim, d->device, d->src->target, x))
+      sim->trace().record(t, "fault", "dynamics " + d->device + "/" + d->src->target + ": " +
+                                          to_display_string(value{x}) +
+                                          " does not fit the point's encoding");
+  } else {
+    std::ostringstream text;
+    text.precision(15);
+    text << x;
+    sim->plant().mqtt_inject(d->endpoint, d->src->target, text.str(), false);
+  }
+  sim->plant().schedule(t + d->src->interval, [d, sim] { tick(d, sim); });
+}
+
+/// Starts every device's dynamics: Modbus values are in place before the first poll, MQTT
+/// publishes begin once the connectors are up (the first `advance`).
+void start_dynamics(simulation& sim, const std::vector<device_model>& models, std::uint64_t seed) {
+  for (auto& m : models)
+    for (auto& src : m.dynamics) {
+      auto d = std::make_shared<dynamic_run>();
+      d->src = &src;
+      d->device = m.device;
+      d->modbus = sim.modbus_unit_of(m.device) != nullptr;
+      d->endpoint = sim.endpoint_of(m.device);
+      d->state = src.start;
+      d->rng.seed(connector_seed(seed, "dynamics/" + m.device + "/" + src.target));
+      if (d->modbus)
+        tick(d, &sim);
+      else
+        sim.plant().schedule(0ms, [d, s = &sim] { tick(d, s); });
+    }
+}
+
 /// A `stays_within` expectation being watched: every reading of its point until `end`.
 struct window_watch {
   std::size_t index;
@@ -856,6 +1088,7 @@ scenario_report run_scenario(const scenario& s, std::optional<std::uint64_t> see
   std::vector<window_watch> windows;
   simulation sim{s.node, opts};
   apply_models(sim, s.devices);
+  start_dynamics(sim, s.devices, rep.seed);
   sim.on_reading([&](const point_reading& r) {
     for (auto& w : windows) {
       if (w.step->device != r.device || w.step->point != r.point || sim.elapsed() > w.end)

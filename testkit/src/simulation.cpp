@@ -75,7 +75,7 @@ struct simulation::impl {
   /// Fires every timer (the actors' and the plant's) due by `target` one at a time in due
   /// order, delivering the messages each causes; then moves the clock to `target`. A timer fired
   /// on the way may arm another one that is also due before `target`. At equal times the
-  /// actors' timers fire first.
+  /// plant's fire first: a device changes at `t`, then a poll at `t` sees the change.
   void advance_to(caf::actor_clock::time_point target) {
     auto& clock = coord->clock();
     run();
@@ -85,7 +85,7 @@ struct simulation::impl {
       std::optional<caf::actor_clock::time_point> plant_due;
       if (auto p = plant->next_due()) plant_due = start_time + *p;
       if (!actor_due && !plant_due) break;
-      bool actor_first = actor_due && (!plant_due || *actor_due <= *plant_due);
+      bool actor_first = actor_due && (!plant_due || *actor_due < *plant_due);
       auto due = actor_first ? *actor_due : *plant_due;
       if (due > target) break;
       if (due > clock.current_time) clock.current_time = due;

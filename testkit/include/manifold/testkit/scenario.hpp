@@ -34,6 +34,24 @@ enum class step_kind {
   expect_metric
 };
 
+/// A value a simulated device produces by itself, evaluated on the virtual clock every
+/// `interval`: a first-order lag towards a setpoint, a counter or a script, plus noise from the
+/// scenario's seed. Modbus: written into a point's registers; MQTT: published to a topic.
+struct dynamic_source {
+  enum class kind { follow, counter, script };
+  std::string target; ///< modbus: a point of the device; mqtt: a topic.
+  source_location where;
+  kind model = kind::follow;
+  std::optional<double> setpoint; ///< follow: a fixed setpoint, or
+  std::string setpoint_point;     ///< follow: the current value of this point of the device.
+  std::chrono::milliseconds tau{0}; ///< follow: time constant; 0 jumps to the setpoint.
+  double start = 0;                 ///< follow: first value; counter: first count.
+  double increment = 1;             ///< counter: added every interval.
+  std::vector<std::pair<std::chrono::milliseconds, double>> script; ///< (at, value), in order.
+  double noise = 0; ///< Standard deviation of the Gaussian noise added to each output.
+  std::chrono::milliseconds interval{1000};
+};
+
 /// Initial data of one simulated device.
 struct device_model {
   std::string device;
@@ -43,6 +61,7 @@ struct device_model {
   std::map<int, int> reject_writes;
   std::optional<bool> connected;             ///< Unset: as it is (connected at the start).
   std::map<std::string, std::string> topics; ///< MQTT: retained payloads by topic.
+  std::vector<dynamic_source> dynamics;
 };
 
 /// One timed step of a scenario, already checked against the node config.
