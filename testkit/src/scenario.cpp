@@ -191,6 +191,15 @@ private:
     } else if (conn->type == "mqtt") {
       for (auto& [topic, payload] : r.get_string_map("topics"))
         m.topics[topic] = payload;
+      if (auto a = r.take("ack_delay"); a.IsDefined()) {
+        if (a.IsScalar() && a.Scalar() == "never")
+          m.ack_delay = std::optional<std::chrono::milliseconds>{};
+        else if (auto d = a.IsScalar() ? config::parse_duration(a.Scalar()) : std::nullopt)
+          m.ack_delay = std::optional<std::chrono::milliseconds>{*d};
+        else
+          r.error("ack_delay", "'ack_delay' is a duration (e.g. 2s) or 'never', got " +
+                                   scalar_text(a));
+      }
     } else {
       diag_.add(r.where(), "device '" + name + "' belongs to a '" + conn->type +
                                "' connector, which simulates itself: it takes no device data here");
@@ -225,6 +234,22 @@ private:
           else
             m.reject_writes[static_cast<int>(std::get<std::int64_t>(*a))] =
                 static_cast<int>(std::get<std::int64_t>(*c));
+        }
+    }
+    if (auto dw = r.take("delay_writes"); dw.IsDefined()) {
+      if (!dw.IsMap())
+        r.error("delay_writes", "'delay_writes' maps addresses to delays, e.g. {0: 3s}");
+      else
+        for (auto kv : dw) {
+          auto a = scalar_as(kv.first, value_type::int64);
+          auto d = kv.second.IsScalar() ? config::parse_duration(kv.second.Scalar())
+                                        : std::nullopt;
+          if (!a || std::get<std::int64_t>(*a) < 0 || std::get<std::int64_t>(*a) > 65535 || !d)
+            diag_.add(config::location_of(kv.first, file_),
+                      "'delay_writes': expected address: delay (e.g. 0: 3s), got " +
+                          scalar_text(kv.first) + ": " + scalar_text(kv.second));
+          else
+            m.delay_writes[static_cast<int>(std::get<std::int64_t>(*a))] = *d;
         }
     }
     if (auto pts = r.take("points"); pts.IsDefined()) read_points(pts, dc, m);
@@ -333,7 +358,7 @@ private:
         set.error("device", "no device '" + st.device + "' in the node config");
       if (dc) set.error("device", "'set' changes a modbus device's data; for mqtt use 'publish'");
       for (auto k : {"holding_registers", "input_registers", "coils", "discrete_inputs",
-                     "reject_writes", "points"})
+                     "reject_writes", "delay_writes", "points"})
         set.take(k);
     }
     set.finish();
@@ -712,12 +737,15 @@ void apply_models(simulation& sim, const std::vector<device_model>& models) {
         u->discrete_inputs[a] = v;
       for (auto& [a, c] : m.reject_writes)
         u->reject_writes[a] = c;
+      for (auto& [a, d] : m.delay_writes)
+        u->delay_writes[a] = d;
       if (m.connected) u->connected = *m.connected;
       continue;
     }
     auto ep = sim.endpoint_of(m.device);
     for (auto& [topic, payload] : m.topics)
       sim.plant().mqtt_retain(ep, topic, payload);
+    if (m.ack_delay) sim.plant().mqtt_set_ack(ep, *m.ack_delay);
     if (m.connected == false) sim.plant().mqtt_set_up(ep, false);
   }
 }

@@ -205,6 +205,7 @@ public:
     auto text = "write " + name(*u, unit_id) + " coil " + std::to_string(address) + " [" +
                 (on ? "1" : "0") + "]";
     if (auto st = rejected(*u, address, 1, text); !st.ok) return st;
+    if (auto st = delayed(*u, unit_id, address, 1, text); !st.ok) return st;
     u->coils[address] = on ? 1 : 0;
     st_->effect(std::move(text));
     return modbus_status::success();
@@ -218,6 +219,7 @@ public:
     auto text = "write " + name(*u, unit_id) + " holding_register " + std::to_string(address) +
                 " " + registers_text(values);
     if (auto st = rejected(*u, address, count, text); !st.ok) return st;
+    if (auto st = delayed(*u, unit_id, address, count, text); !st.ok) return st;
     for (int i = 0; i < count; ++i)
       u->holding_registers[address + i] = values[i];
     st_->effect(std::move(text));
@@ -283,6 +285,26 @@ private:
         return st;
       }
     return modbus_status::success();
+  }
+
+  /// A write to an address in `delay_writes` takes its delay; beyond the response timeout it is
+  /// lost.
+  modbus_status delayed(modbus_unit& u, int unit_id, int address, int count,
+                        const std::string& text) {
+    std::chrono::milliseconds delay{0};
+    for (int a = address; a < address + count; ++a)
+      if (auto it = u.delay_writes.find(a); it != u.delay_writes.end())
+        delay = std::max(delay, it->second);
+    if (delay == std::chrono::milliseconds{0} || !st_->block) return modbus_status::success();
+    st_->block(std::min(delay, timeout_));
+    if (delay < timeout_) return modbus_status::success();
+    modbus_status st;
+    st.ok = false;
+    st.connection_lost = true;
+    st.message = "simulated device " + name(u, unit_id) + " did not answer within " +
+                 std::to_string(timeout_.count()) + " ms";
+    st_->record("lost", text);
+    return st;
   }
 
   std::shared_ptr<simulated_plant::state> st_;

@@ -242,6 +242,38 @@ TEST(faults, stays_within_checks_every_reading_of_its_window) {
   EXPECT_EQ(rep.failed, 1u) << failures(rep);
 }
 
+TEST(faults, delayed_write_responses_from_the_device_data) {
+  // Writes to the speed register take 5 s (beyond the 2 s action timeout), polls are prompt.
+  test::temp_dir dir;
+  auto slow = dir.write("slow_writes.yaml", std::string{modbus_header} + R"(    delay_writes: {0: 5s}
+steps:
+  - at: 1s
+    invoke: {device: pump, action: set_speed, params: {value: 20}}
+    expect_error: timeout
+  - at: 1s
+    expect: {point: pump/speed, stays_within: [12, 21], for: 20s}
+  - at: 30s
+    set: {device: pump, delay_writes: {0: 1s}}
+  - at: 30s
+    invoke: {device: pump, action: set_speed, params: {value: 30}}
+    expect_result: 30
+)");
+  auto rep = testkit::run_scenario(load(slow));
+  EXPECT_EQ(rep.failed, 0u) << failures(rep);
+  EXPECT_EQ(step(rep, 1).at, 3s) << "the connector gives up after its 2 s action timeout";
+  EXPECT_EQ(step(rep, 4).at, 31s) << "answered after the 1 s delay";
+
+  auto never = dir.write("never.yaml", std::string{mqtt_header} + R"(    ack_delay: never
+steps:
+  - at: 1s
+    invoke: {device: boiler, action: set_mode, params: {mode: eco}}
+)");
+  auto r2 = testkit::run_scenario(load(never));
+  ASSERT_EQ(r2.failed, 1u);
+  EXPECT_EQ(r2.steps[0].at, 6s);
+  EXPECT_NE(r2.steps[0].message.find("timeout"), std::string::npos) << r2.steps[0].message;
+}
+
 TEST(faults, bad_fault_and_expectation_steps_are_reported) {
   test::temp_dir dir;
   auto path = dir.write("bad.yaml", std::string{modbus_header} + R"(steps:

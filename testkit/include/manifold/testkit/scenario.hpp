@@ -59,6 +59,9 @@ struct device_model {
   std::map<int, std::uint16_t> holding_registers, input_registers;
   std::map<int, std::uint8_t> coils, discrete_inputs;
   std::map<int, int> reject_writes;
+  std::map<int, std::chrono::milliseconds> delay_writes;
+  /// MQTT: how late the broker acknowledges QoS 1 publishes; nullopt inside: never.
+  std::optional<std::optional<std::chrono::milliseconds>> ack_delay;
   std::optional<bool> connected;             ///< Unset: as it is (connected at the start).
   std::map<std::string, std::string> topics; ///< MQTT: retained payloads by topic.
   std::vector<dynamic_source> dynamics;

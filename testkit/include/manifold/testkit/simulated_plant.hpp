@@ -26,6 +26,10 @@ struct modbus_unit {
   /// A write touching one of these addresses (coil or holding register) is answered with the
   /// given Modbus exception code and changes nothing.
   std::map<int, int> reject_writes;
+  /// A write touching one of these addresses is answered after the given virtual delay (the
+  /// worker blocks meanwhile, as with a slow device); at or beyond the response timeout it is
+  /// not answered at all and changes nothing.
+  std::map<int, std::chrono::milliseconds> delay_writes;
   bool connected = true;
   /// Faults on the virtual clock: every call takes `delay` of virtual time (at or beyond the
   /// client's response timeout it is not answered: `connection_lost` after that timeout, as
