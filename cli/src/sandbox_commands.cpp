@@ -234,10 +234,10 @@ int sandbox_sweep(const sandbox_options& o) {
       for (auto& st : r.steps)
         if (!st.passed)
           std::cout << "  [" << st.index << "] " << testkit::format_elapsed(st.at) << " "
-                    << st.description << ": " << st.message << "\n      at "
-                    << st.where.to_string() << '\n';
-      std::cout << "first failing seed: " << seed << " (seeds " << range->first << ".."
-                << seed - 1 << " passed)\n";
+                    << st.description << ": " << st.message << "\n      at " << st.where.to_string()
+                    << '\n';
+      std::cout << "first failing seed: " << seed << " (seeds " << range->first << ".." << seed - 1
+                << " passed)\n";
       std::cerr << "replay: " << replay_command({sc.file}, seed) << '\n';
       return exit_failed;
     }

@@ -197,8 +197,8 @@ private:
         else if (auto d = a.IsScalar() ? config::parse_duration(a.Scalar()) : std::nullopt)
           m.ack_delay = std::optional<std::chrono::milliseconds>{*d};
         else
-          r.error("ack_delay", "'ack_delay' is a duration (e.g. 2s) or 'never', got " +
-                                   scalar_text(a));
+          r.error("ack_delay",
+                  "'ack_delay' is a duration (e.g. 2s) or 'never', got " + scalar_text(a));
       }
     } else {
       diag_.add(r.where(), "device '" + name + "' belongs to a '" + conn->type +
@@ -242,8 +242,7 @@ private:
       else
         for (auto kv : dw) {
           auto a = scalar_as(kv.first, value_type::int64);
-          auto d = kv.second.IsScalar() ? config::parse_duration(kv.second.Scalar())
-                                        : std::nullopt;
+          auto d = kv.second.IsScalar() ? config::parse_duration(kv.second.Scalar()) : std::nullopt;
           if (!a || std::get<std::int64_t>(*a) < 0 || std::get<std::int64_t>(*a) > 65535 || !d)
             diag_.add(config::location_of(kv.first, file_),
                       "'delay_writes': expected address: delay (e.g. 0: 3s), got " +
@@ -259,10 +258,9 @@ private:
   void read_dynamics(const YAML::Node& n, const connector_config& conn, const device_config& dc,
                      device_model& m) {
     if (!n.IsMap()) {
-      diag_.add(config::location_of(n, file_), "'dynamics' maps " +
-                                                   std::string{conn.type == "mqtt" ? "topics"
-                                                                                   : "points"} +
-                                                   " to a model (follow, counter or script)");
+      diag_.add(config::location_of(n, file_),
+                "'dynamics' maps " + std::string{conn.type == "mqtt" ? "topics" : "points"} +
+                    " to a model (follow, counter or script)");
       return;
     }
     for (auto kv : n) {
@@ -272,8 +270,8 @@ private:
       if (conn.type == "modbus") {
         auto* pc = dc.point(d.target);
         if (!pc || !std::any_cast<connectors::modbus::point_settings>(&pc->settings)) {
-          diag_.add(d.where, "'dynamics': device '" + dc.name + "' has no point '" + d.target +
-                                 "'");
+          diag_.add(d.where,
+                    "'dynamics': device '" + dc.name + "' has no point '" + d.target + "'");
           continue;
         }
         if (pc->type != value_type::float64 && pc->type != value_type::int64 &&
@@ -290,8 +288,9 @@ private:
       if (!r.ok()) continue;
       int models = r.has("follow") + r.has("counter") + r.has("script");
       if (models != 1) {
-        diag_.add(r.where(), "dynamics '" + d.target + "' needs exactly one of follow (a "
-                                                        "setpoint), counter, script");
+        diag_.add(r.where(), "dynamics '" + d.target +
+                                 "' needs exactly one of follow (a "
+                                 "setpoint), counter, script");
         for (auto k : {"follow", "counter", "script"})
           r.take(k);
       }
@@ -513,9 +512,8 @@ private:
   /// `crash: CONNECTOR`. A map value `{device: X}` / `{connector: X}` works for each, too.
   void read_fault(map_reader& r, scenario& s, scenario_step& st) {
     st.kind = step_kind::fault;
-    static const std::vector<std::string> kinds{"disconnect", "reconnect", "slow",
-                                                "timeout",    "corrupt",   "heal",
-                                                "broker_restart", "crash"};
+    static const std::vector<std::string> kinds{
+        "disconnect", "reconnect", "slow", "timeout", "corrupt", "heal", "broker_restart", "crash"};
     auto f = r.nested("fault", "'fault'");
     if (!f.ok()) return;
     int n = 0;
@@ -541,8 +539,9 @@ private:
     } else {
       auto m = f.nested(st.fault, "'" + st.fault + "'");
       if (m.ok()) {
-        auto key = st.fault == "crash" ? "connector" : st.fault == "broker_restart" ? "broker"
-                                                                                    : "device";
+        auto key = st.fault == "crash"            ? "connector"
+                   : st.fault == "broker_restart" ? "broker"
+                                                  : "device";
         target = m.get_string(key, true).value_or("");
         if (st.fault == "slow")
           st.delay = m.get_duration("delay", 0ms, std::chrono::hours{24}, true).value_or(0ms);
@@ -659,8 +658,8 @@ private:
     st.connector = e.get_string("name", true).value_or("");
     if (!st.connector.empty() && !s.node.connector(st.connector))
       e.error("name", "no connector '" + st.connector + "' in the node config");
-    static const std::vector<std::string> states{"starting", "running",  "degraded",
-                                                 "restarting", "failed", "stopped"};
+    static const std::vector<std::string> states{"starting",   "running", "degraded",
+                                                 "restarting", "failed",  "stopped"};
     if (auto v = e.get_enum("state", states))
       for (int i = 0; i < 16; ++i)
         if (*v == to_string(static_cast<connector_state>(i))) {
@@ -867,9 +866,9 @@ bool apply_fault(const scenario_step& st, simulation& sim, std::string& why) {
       u->no_answer = false;
       u->corrupt = false;
     }
-    sim.trace().record(now, "fault", st.fault + " " + st.device +
-                                         (st.fault == "slow" ? " " + format_elapsed(st.delay)
-                                                             : std::string{}));
+    sim.trace().record(now, "fault",
+                       st.fault + " " + st.device +
+                           (st.fault == "slow" ? " " + format_elapsed(st.delay) : std::string{}));
   } else {
     auto ep = sim.endpoint_of(st.device);
     if (st.fault == "disconnect" || st.fault == "reconnect")
@@ -1061,9 +1060,9 @@ void tick(std::shared_ptr<dynamic_run> d, simulation* sim) {
   auto x = d->next(t, *sim);
   if (d->modbus) {
     if (!write_point(*sim, d->device, d->src->target, x))
-      sim->trace().record(t, "fault", "dynamics " + d->device + "/" + d->src->target + ": " +
-                                          to_display_string(value{x}) +
-                                          " does not fit the point's encoding");
+      sim->trace().record(t, "fault",
+                          "dynamics " + d->device + "/" + d->src->target + ": " +
+                              to_display_string(value{x}) + " does not fit the point's encoding");
   } else {
     std::ostringstream text;
     text.precision(15);
@@ -1119,8 +1118,7 @@ scenario_report run_scenario(const scenario& s, std::optional<std::uint64_t> see
   start_dynamics(sim, s.devices, rep.seed);
   sim.on_reading([&](const point_reading& r) {
     for (auto& w : windows) {
-      if (w.step->device != r.device || w.step->point != r.point || sim.elapsed() > w.end)
-        continue;
+      if (w.step->device != r.device || w.step->point != r.point || sim.elapsed() > w.end) continue;
       ++w.readings;
       if (!w.failure.empty()) continue;
       auto x = coerce(r.data, value_type::float64);

@@ -256,8 +256,8 @@ private:
     }
     if (u->corrupt) {
       st.ok = false;
-      st.message = "invalid answer from simulated device " + name(*u, unit_id) +
-                   " (corrupted frame)";
+      st.message =
+          "invalid answer from simulated device " + name(*u, unit_id) + " (corrupted frame)";
       return st;
     }
     if (count < 1 || count > max_count) {

@@ -101,9 +101,7 @@ struct simulation::impl {
   /// A simulated call that blocks its actor for `d`: the rest of the node goes on meanwhile.
   /// The blocked actor is running, so it is not in the scheduler's queue and none of its
   /// messages are handled until the call returns, exactly as with a blocking call on a thread.
-  void block_for(std::chrono::milliseconds d) {
-    advance_to(coord->clock().current_time + d);
-  }
+  void block_for(std::chrono::milliseconds d) { advance_to(coord->clock().current_time + d); }
 
   void run() {
     auto n = coord->run(opts.max_events_per_instant);
@@ -241,7 +239,8 @@ void simulation::start() {
     ctx.log = log::logger{c.type};
     ctx.readings_counter = &d.metrics->readings(c.name);
     ctx.clock = [self] { return virtual_epoch + self->elapsed().count() * 1000000LL; };
-    d.supervisors.emplace(c.name, supervision::spawn_connector_supervisor(*d.sys, *d.types.back(), ctx));
+    d.supervisors.emplace(c.name,
+                          supervision::spawn_connector_supervisor(*d.sys, *d.types.back(), ctx));
   }
   d.run();
 }
@@ -353,9 +352,9 @@ bool simulation::crash(const std::string& connector, const std::string& why) {
   d.trace->record(d.elapsed(), "fault", "crash " + connector);
   // An exit with an error, not a plain exit_reason: the supervisor reports the error as the crash.
   auto& child = it->second;
-  child->enqueue(nullptr, caf::make_message_id(),
-                 caf::make_message(caf::exit_msg{child->address(), make_error(errc::internal, why)}),
-                 nullptr);
+  child->enqueue(
+      nullptr, caf::make_message_id(),
+      caf::make_message(caf::exit_msg{child->address(), make_error(errc::internal, why)}), nullptr);
   it->second = nullptr;
   d.run();
   return true;

@@ -23,8 +23,7 @@ testkit::scenario load(const std::string& path) {
 std::string failures(const testkit::scenario_report& rep) {
   std::string out;
   for (auto& s : rep.steps)
-    if (!s.passed)
-      out += std::to_string(s.index) + " " + s.description + ": " + s.message + "\n";
+    if (!s.passed) out += std::to_string(s.index) + " " + s.description + ": " + s.message + "\n";
   return out;
 }
 

@@ -28,8 +28,7 @@ testkit::step_result step(const testkit::scenario_report& rep, std::size_t index
 std::string failures(const testkit::scenario_report& rep) {
   std::string out;
   for (auto& s : rep.steps)
-    if (!s.passed)
-      out += std::to_string(s.index) + " " + s.description + ": " + s.message + "\n";
+    if (!s.passed) out += std::to_string(s.index) + " " + s.description + ": " + s.message + "\n";
   return out;
 }
 
@@ -245,7 +244,8 @@ TEST(faults, stays_within_checks_every_reading_of_its_window) {
 TEST(faults, delayed_write_responses_from_the_device_data) {
   // Writes to the speed register take 5 s (beyond the 2 s action timeout), polls are prompt.
   test::temp_dir dir;
-  auto slow = dir.write("slow_writes.yaml", std::string{modbus_header} + R"(    delay_writes: {0: 5s}
+  auto slow =
+      dir.write("slow_writes.yaml", std::string{modbus_header} + R"(    delay_writes: {0: 5s}
 steps:
   - at: 1s
     invoke: {device: pump, action: set_speed, params: {value: 20}}
@@ -295,10 +295,10 @@ TEST(faults, bad_fault_and_expectation_steps_are_reported) {
   auto text = r.diag.to_string();
   EXPECT_NE(text.find("no connector 'nobody'"), std::string::npos) << text;
   EXPECT_NE(text.find("'broker_restart' needs an mqtt connector"), std::string::npos) << text;
-  EXPECT_NE(text.find("delay"), std::string::npos) << text;
-  EXPECT_NE(text.find("for"), std::string::npos) << text;
+  EXPECT_NE(text.find("'slow': missing required key 'delay'"), std::string::npos) << text;
+  EXPECT_NE(text.find("'expect': missing required key 'for'"), std::string::npos) << text;
   EXPECT_NE(text.find("sleepy"), std::string::npos) << text;
-  EXPECT_NE(text.find("equals"), std::string::npos) << text;
+  EXPECT_NE(text.find("'expect_metric': missing required key 'equals'"), std::string::npos) << text;
 }
 
 } // namespace

@@ -162,10 +162,10 @@ steps:
       << r.output;
   EXPECT_EQ(manifold_cmd({"sandbox", "run", path, "--seed", m[1].str()}).exit_code, 1);
   if (first > 1) {
-    auto before = manifold_cmd({"sandbox", "run", path, "--seeds", "1.." + std::to_string(first - 1)});
+    auto before =
+        manifold_cmd({"sandbox", "run", path, "--seeds", "1.." + std::to_string(first - 1)});
     EXPECT_EQ(before.exit_code, 0) << before.output;
-    EXPECT_NE(before.output.find("all " + std::to_string(first - 1) + " passed"),
-              std::string::npos)
+    EXPECT_NE(before.output.find("all " + std::to_string(first - 1) + " passed"), std::string::npos)
         << before.output;
   }
   for (auto bad : {"5", "9..3", "1..", "x..y"})

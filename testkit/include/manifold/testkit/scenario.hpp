@@ -42,8 +42,8 @@ struct dynamic_source {
   std::string target; ///< modbus: a point of the device; mqtt: a topic.
   source_location where;
   kind model = kind::follow;
-  std::optional<double> setpoint; ///< follow: a fixed setpoint, or
-  std::string setpoint_point;     ///< follow: the current value of this point of the device.
+  std::optional<double> setpoint;   ///< follow: a fixed setpoint, or
+  std::string setpoint_point;       ///< follow: the current value of this point of the device.
   std::chrono::milliseconds tau{0}; ///< follow: time constant; 0 jumps to the setpoint.
   double start = 0;                 ///< follow: first value; counter: first count.
   double increment = 1;             ///< counter: added every interval.

@@ -76,8 +76,7 @@ public:
   void mqtt_set_up(const std::string& endpoint, bool up);
   /// How the broker acknowledges QoS 1/2 publishes: after `delay` of virtual time, or never
   /// (nullopt). Default: at once.
-  void mqtt_set_ack(const std::string& endpoint,
-                    std::optional<std::chrono::milliseconds> delay);
+  void mqtt_set_ack(const std::string& endpoint, std::optional<std::chrono::milliseconds> delay);
   /// The broker at `endpoint`, created on first use.
   void mqtt_retain(const std::string& endpoint, const std::string& topic,
                    const std::string& payload);
