@@ -236,8 +236,10 @@ int sandbox_sweep(const sandbox_options& o) {
           std::cout << "  [" << st.index << "] " << testkit::format_elapsed(st.at) << " "
                     << st.description << ": " << st.message << "\n      at " << st.where.to_string()
                     << '\n';
-      std::cout << "first failing seed: " << seed << " (seeds " << range->first << ".." << seed - 1
-                << " passed)\n";
+      std::cout << "first failing seed: " << seed;
+      if (seed > range->first)
+        std::cout << " (seeds " << range->first << ".." << seed - 1 << " passed)";
+      std::cout << '\n';
       std::cerr << "replay: " << replay_command({sc.file}, seed) << '\n';
       return exit_failed;
     }

@@ -132,8 +132,8 @@ steps:
 }
 
 TEST(sandbox_cli, seed_sweep_names_the_first_failing_seed_and_its_replay) {
-  // Noise with a standard deviation of 1 leaves [59, 61] about a third of the time: some seed in
-  // 1..40 fails, and the seeds before it pass.
+  // Noise with a standard deviation of 0.5 leaves [59, 61] about one time in twenty: some seed
+  // in 1..400 fails (all passing has odds below 1e-8), and the seeds before it pass.
   temp_dir dir;
   auto path = dir.write("noisy.yaml", R"(seed: 1
 node:
@@ -146,12 +146,12 @@ node:
           points: [{name: t, type: double, table: input_register, address: 0, encoding: float32}]
 devices:
   pump:
-    dynamics: {t: {follow: 60, noise: 1}}
+    dynamics: {t: {follow: 60, noise: 0.5}}
 steps:
   - at: 1s
     expect: {point: pump/t, within: [59, 61]}
 )");
-  auto r = manifold_cmd({"sandbox", "run", path, "--seeds", "1..40"});
+  auto r = manifold_cmd({"sandbox", "run", path, "--seeds", "1..400"});
   EXPECT_EQ(r.exit_code, 1) << r.output;
   std::smatch m;
   ASSERT_TRUE(std::regex_search(r.output, m, std::regex{"first failing seed: ([0-9]+)"}))
