@@ -28,6 +28,7 @@ using json = nlohmann::json;
 struct sandbox_options {
   std::vector<std::string> files;
   std::optional<std::uint64_t> seed;
+  std::string seeds; ///< `A..B`: sweep these seeds.
   std::string junit;
   std::string trace;
   bool as_json = false;
@@ -187,6 +188,68 @@ int sandbox_run(const sandbox_options& o) {
   return load_failed ? exit_usage : exit_ok;
 }
 
+/// `A..B` (inclusive, at most `max_sweep` seeds); nullopt when it does not read so.
+constexpr std::uint64_t max_sweep = 100000;
+
+std::optional<std::pair<std::uint64_t, std::uint64_t>> parse_seed_range(const std::string& text) {
+  auto dots = text.find("..");
+  if (dots == std::string::npos || dots == 0 || dots + 2 >= text.size()) return std::nullopt;
+  auto number = [](const std::string& x) -> std::optional<std::uint64_t> {
+    if (x.empty() || x.size() > 19 || x.find_first_not_of("0123456789") != std::string::npos)
+      return std::nullopt;
+    return std::stoull(x);
+  };
+  auto a = number(text.substr(0, dots));
+  auto b = number(text.substr(dots + 2));
+  if (!a || !b || *b < *a || *b - *a >= max_sweep) return std::nullopt;
+  return std::make_pair(*a, *b);
+}
+
+/// `--seeds A..B`: runs every scenario with each seed in turn and stops at the first seed that
+/// fails one, naming it with the command that replays it.
+int sandbox_sweep(const sandbox_options& o) {
+  quiet_logs(o.log_level);
+  auto range = parse_seed_range(o.seeds);
+  if (!range) {
+    std::cerr << "error: --seeds takes FIRST..LAST (at most " << max_sweep
+              << " seeds, FIRST <= LAST), got '" << o.seeds << "'\n";
+    return exit_usage;
+  }
+  std::vector<testkit::scenario> scenarios;
+  for (auto& file : o.files) {
+    auto loaded = testkit::load_scenario(file);
+    if (!loaded.value) {
+      std::cerr << loaded.diag.to_string() << file << ": invalid scenario\n";
+      return exit_usage;
+    }
+    scenarios.push_back(std::move(*loaded.value));
+  }
+  std::uint64_t runs = 0;
+  for (auto seed = range->first;; ++seed) {
+    for (auto& sc : scenarios) {
+      auto r = testkit::run_scenario(sc, seed);
+      ++runs;
+      if (r.failed == 0) continue;
+      std::cout << "seed " << seed << ": scenario " << sc.name << " (" << sc.file << ") failed\n";
+      for (auto& st : r.steps)
+        if (!st.passed)
+          std::cout << "  [" << st.index << "] " << testkit::format_elapsed(st.at) << " "
+                    << st.description << ": " << st.message << "\n      at " << st.where.to_string()
+                    << '\n';
+      std::cout << "first failing seed: " << seed;
+      if (seed > range->first)
+        std::cout << " (seeds " << range->first << ".." << seed - 1 << " passed)";
+      std::cout << '\n';
+      std::cerr << "replay: " << replay_command({sc.file}, seed) << '\n';
+      return exit_failed;
+    }
+    if (seed == range->second) break;
+  }
+  std::cout << "seeds " << range->first << ".." << range->second << ": all "
+            << range->second - range->first + 1 << " passed (" << runs << " scenario runs)\n";
+  return exit_ok;
+}
+
 int sandbox_action(const sandbox_options& o) {
   quiet_logs(o.log_level);
   auto registry = connectors::connector_registry::builtin();
@@ -262,7 +325,12 @@ std::function<std::optional<int>()> add_sandbox_commands(CLI::App& app) {
 
   auto run = sandbox->add_subcommand("run", "Run scenario files in deterministic virtual time");
   run->add_option("files", o->files, "Scenario files (YAML)")->required()->check(CLI::ExistingFile);
-  run->add_option("--seed", o->seed, "Seed for every scenario (default: each file's seed)");
+  auto seed_opt =
+      run->add_option("--seed", o->seed, "Seed for every scenario (default: each file's seed)");
+  run->add_option("--seeds", o->seeds,
+                  "Sweep seeds FIRST..LAST (e.g. 1..100): run every scenario with each seed, "
+                  "stop at the first failing seed and print the command that replays it")
+      ->excludes(seed_opt);
   run->add_option("--junit", o->junit, "Write a JUnit XML report to this file");
   run->add_option("--trace", o->trace, "Write the ordered event trace to this file");
   run->add_flag("--json", o->as_json, "Print the report as JSON");
@@ -279,7 +347,7 @@ std::function<std::optional<int>()> add_sandbox_commands(CLI::App& app) {
   action->add_option("--log-level", o->log_level, "Connector log level (default off)");
 
   return [o, run, action]() -> std::optional<int> {
-    if (*run) return sandbox_run(*o);
+    if (*run) return o->seeds.empty() ? sandbox_run(*o) : sandbox_sweep(*o);
     if (*action) return sandbox_action(*o);
     return std::nullopt;
   };

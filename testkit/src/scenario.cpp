@@ -1,12 +1,17 @@
 #include "manifold/testkit/scenario.hpp"
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
+#include <prometheus/metric_family.h>
 
+#include "manifold/actors/metrics.hpp"
 #include "manifold/connectors/mqtt_transport.hpp"
 #include "manifold/testkit/params.hpp"
 #include "manifold/testkit/simulation.hpp"
@@ -186,12 +191,25 @@ private:
     } else if (conn->type == "mqtt") {
       for (auto& [topic, payload] : r.get_string_map("topics"))
         m.topics[topic] = payload;
+      if (auto a = r.take("ack_delay"); a.IsDefined()) {
+        if (a.IsScalar() && a.Scalar() == "never")
+          m.ack_delay = std::optional<std::chrono::milliseconds>{};
+        else if (auto d = a.IsScalar() ? config::parse_duration(a.Scalar()) : std::nullopt)
+          m.ack_delay = std::optional<std::chrono::milliseconds>{*d};
+        else
+          r.error("ack_delay",
+                  "'ack_delay' is a duration (e.g. 2s) or 'never', got " + scalar_text(a));
+      }
     } else {
       diag_.add(r.where(), "device '" + name + "' belongs to a '" + conn->type +
                                "' connector, which simulates itself: it takes no device data here");
       r.take("points");
+      r.take("dynamics");
     }
     if (auto c = r.get_bool("connected")) m.connected = *c;
+    if (auto dyn = r.take("dynamics");
+        dyn.IsDefined() && !dyn.IsNull() && (conn->type == "modbus" || conn->type == "mqtt"))
+      read_dynamics(dyn, *conn, *dc, m);
     r.finish();
     s.devices.push_back(std::move(m));
   }
@@ -218,7 +236,109 @@ private:
                 static_cast<int>(std::get<std::int64_t>(*c));
         }
     }
+    if (auto dw = r.take("delay_writes"); dw.IsDefined()) {
+      if (!dw.IsMap())
+        r.error("delay_writes", "'delay_writes' maps addresses to delays, e.g. {0: 3s}");
+      else
+        for (auto kv : dw) {
+          auto a = scalar_as(kv.first, value_type::int64);
+          auto d = kv.second.IsScalar() ? config::parse_duration(kv.second.Scalar()) : std::nullopt;
+          if (!a || std::get<std::int64_t>(*a) < 0 || std::get<std::int64_t>(*a) > 65535 || !d)
+            diag_.add(config::location_of(kv.first, file_),
+                      "'delay_writes': expected address: delay (e.g. 0: 3s), got " +
+                          scalar_text(kv.first) + ": " + scalar_text(kv.second));
+          else
+            m.delay_writes[static_cast<int>(std::get<std::int64_t>(*a))] = *d;
+        }
+    }
     if (auto pts = r.take("points"); pts.IsDefined()) read_points(pts, dc, m);
+  }
+
+  /// `dynamics:` of a device: modbus points or mqtt topics, each with one model.
+  void read_dynamics(const YAML::Node& n, const connector_config& conn, const device_config& dc,
+                     device_model& m) {
+    if (!n.IsMap()) {
+      diag_.add(config::location_of(n, file_),
+                "'dynamics' maps " + std::string{conn.type == "mqtt" ? "topics" : "points"} +
+                    " to a model (follow, counter or script)");
+      return;
+    }
+    for (auto kv : n) {
+      dynamic_source d;
+      d.target = kv.first.Scalar();
+      d.where = config::location_of(kv.first, file_);
+      if (conn.type == "modbus") {
+        auto* pc = dc.point(d.target);
+        if (!pc || !std::any_cast<connectors::modbus::point_settings>(&pc->settings)) {
+          diag_.add(d.where,
+                    "'dynamics': device '" + dc.name + "' has no point '" + d.target + "'");
+          continue;
+        }
+        if (pc->type != value_type::float64 && pc->type != value_type::int64 &&
+            pc->type != value_type::boolean) {
+          diag_.add(d.where, "'dynamics': point '" + d.target + "' is " + to_string(pc->type) +
+                                 "; dynamics produce numbers and booleans");
+          continue;
+        }
+      } else if (d.target.empty() || d.target.find_first_of("+#") != std::string::npos) {
+        diag_.add(d.where, "'dynamics' of an mqtt device are keyed by topic (no wildcards)");
+        continue;
+      }
+      map_reader r{kv.second, file_, diag_, "dynamics '" + d.target + "'"};
+      if (!r.ok()) continue;
+      int models = r.has("follow") + r.has("counter") + r.has("script");
+      if (models != 1) {
+        diag_.add(r.where(), "dynamics '" + d.target +
+                                 "' needs exactly one of follow (a "
+                                 "setpoint), counter, script");
+        for (auto k : {"follow", "counter", "script"})
+          r.take(k);
+      }
+      if (auto f = r.take("follow"); f.IsDefined()) {
+        d.model = dynamic_source::kind::follow;
+        if (auto x = scalar_as(f, value_type::float64)) {
+          d.setpoint = std::get<double>(*x);
+        } else if (f.IsScalar() && conn.type == "modbus" && dc.point(f.Scalar())) {
+          d.setpoint_point = f.Scalar();
+        } else {
+          r.error("follow", "'follow' is a number or a point of the same modbus device, got '" +
+                                scalar_text(f) + "'");
+        }
+        d.tau = r.get_duration("tau", 0ms, std::chrono::hours{24 * 366}).value_or(0ms);
+      }
+      if (auto c = r.take("counter"); c.IsDefined()) {
+        d.model = dynamic_source::kind::counter;
+        if (auto x = scalar_as(c, value_type::float64))
+          d.increment = std::get<double>(*x);
+        else
+          r.error("counter", "'counter' is the increment per interval, got " + scalar_text(c));
+      }
+      if (auto sc = r.take("script"); sc.IsDefined()) {
+        d.model = dynamic_source::kind::script;
+        if (!sc.IsSequence() || sc.size() == 0) {
+          r.error("script", "'script' is a list of {at, value}, e.g. [{at: 0s, value: 1}]");
+        } else {
+          for (auto e : sc) {
+            map_reader er{e, file_, diag_, "a script entry"};
+            if (!er.ok()) continue;
+            auto at = er.get_duration("at", 0ms, std::chrono::hours{24 * 366}, true);
+            auto v = er.get_double("value", true);
+            er.finish();
+            if (!at || !v) continue;
+            if (!d.script.empty() && *at < d.script.back().first)
+              er.error("at", "script entries must be in time order");
+            d.script.emplace_back(*at, *v);
+          }
+        }
+      }
+      d.start = r.get_double("start").value_or(d.setpoint.value_or(0));
+      if (d.model == dynamic_source::kind::counter && !r.node()["start"]) d.start = 0;
+      d.noise = r.get_double("noise").value_or(0);
+      if (d.noise < 0) r.error("noise", "'noise' is a standard deviation (>= 0)");
+      d.interval = r.get_duration("interval", 1ms, std::chrono::hours{24}).value_or(1000ms);
+      r.finish();
+      m.dynamics.push_back(std::move(d));
+    }
   }
 
   /// A change of a Modbus device's data at a point in time: the device's own dynamics.
@@ -237,7 +357,7 @@ private:
         set.error("device", "no device '" + st.device + "' in the node config");
       if (dc) set.error("device", "'set' changes a modbus device's data; for mqtt use 'publish'");
       for (auto k : {"holding_registers", "input_registers", "coils", "discrete_inputs",
-                     "reject_writes", "points"})
+                     "reject_writes", "delay_writes", "points"})
         set.take(k);
     }
     set.finish();
@@ -293,13 +413,14 @@ private:
       r.error("at", "steps must be in time order: this one is at " + format_elapsed(st.at) +
                         ", the one before at " + format_elapsed(s.steps.back().at));
     int kinds = 0;
-    for (auto k : {"invoke", "publish", "fault", "expect", "expect_writes", "set"})
+    for (auto k : {"invoke", "publish", "fault", "expect", "expect_writes", "set",
+                   "expect_connector", "expect_metric"})
       kinds += r.has(k);
     if (kinds != 1) {
       diag_.add(st.where, "a step needs exactly one of invoke, publish, fault, set, expect, "
-                          "expect_writes");
+                          "expect_writes, expect_connector, expect_metric");
       for (auto k : {"invoke", "publish", "fault", "set", "expect", "expect_writes",
-                     "expect_result", "expect_error"})
+                     "expect_result", "expect_error", "expect_connector", "expect_metric"})
         r.take(k);
       r.finish();
       return;
@@ -310,6 +431,8 @@ private:
     if (r.has("expect")) read_expect(r, s, st);
     if (r.has("expect_writes")) read_writes(r, st);
     if (r.has("set")) read_set(r, s, st);
+    if (r.has("expect_connector")) read_expect_connector(r, s, st);
+    if (r.has("expect_metric")) read_expect_metric(r, st);
     r.finish();
     s.steps.push_back(std::move(st));
   }
@@ -384,26 +507,84 @@ private:
     st.description = "publish " + st.topic + " " + st.payload;
   }
 
+  /// A fault: `disconnect`/`reconnect`/`corrupt`/`heal: DEVICE`, `slow: {device, delay}`,
+  /// `timeout: DEVICE`, `broker_restart: {broker: DEVICE|CONNECTOR, down_for}`,
+  /// `crash: CONNECTOR`. A map value `{device: X}` / `{connector: X}` works for each, too.
   void read_fault(map_reader& r, scenario& s, scenario_step& st) {
     st.kind = step_kind::fault;
+    static const std::vector<std::string> kinds{
+        "disconnect", "reconnect", "slow", "timeout", "corrupt", "heal", "broker_restart", "crash"};
     auto f = r.nested("fault", "'fault'");
     if (!f.ok()) return;
-    auto d = f.get_string("disconnect");
-    auto c = f.get_string("reconnect");
-    f.finish();
-    if (!d == !c) {
-      diag_.add(f.where(), "'fault' takes one of 'disconnect: DEVICE' or 'reconnect: DEVICE'");
+    int n = 0;
+    for (auto& k : kinds)
+      if (f.has(k)) {
+        st.fault = k;
+        ++n;
+      }
+    if (n != 1) {
+      for (auto& k : kinds)
+        f.take(k);
+      f.finish();
+      diag_.add(f.where(), "'fault' takes exactly one of disconnect, reconnect, slow, timeout, "
+                           "corrupt, heal (each: DEVICE), broker_restart: {broker, down_for}, "
+                           "crash: CONNECTOR");
       return;
     }
-    st.disconnect = d.has_value();
-    st.device = d ? *d : *c;
+    auto v = f.node()[st.fault];
+    std::string target;
+    if (v.IsScalar()) {
+      f.take(st.fault);
+      target = v.Scalar();
+    } else {
+      auto m = f.nested(st.fault, "'" + st.fault + "'");
+      if (m.ok()) {
+        auto key = st.fault == "crash"            ? "connector"
+                   : st.fault == "broker_restart" ? "broker"
+                                                  : "device";
+        target = m.get_string(key, true).value_or("");
+        if (st.fault == "slow")
+          st.delay = m.get_duration("delay", 0ms, std::chrono::hours{24}, true).value_or(0ms);
+        if (st.fault == "broker_restart")
+          st.delay = m.get_duration("down_for", 0ms, std::chrono::hours{24}).value_or(0ms);
+        m.finish();
+      }
+    }
+    f.finish();
+    st.description = "fault " + st.fault + " " + target;
+    if (st.fault == "slow") st.description += " " + format_elapsed(st.delay);
+    if (target.empty()) return;
+    if (st.fault == "crash") {
+      st.connector = target;
+      if (!s.node.connector(target))
+        diag_.add(f.where(), "no connector '" + target + "' in the node config");
+      return;
+    }
     const connector_config* conn = nullptr;
-    if (!find_device(s, st.device, &conn))
+    if (st.fault == "broker_restart") {
+      conn = s.node.connector(target);
+      if (!conn) find_device(s, target, &conn);
+      if (!conn)
+        diag_.add(f.where(), "no connector or device '" + target + "' in the node config");
+      else if (conn->type != "mqtt")
+        diag_.add(f.where(), "'broker_restart' needs an mqtt connector or device, '" + target +
+                                 "' is " + conn->type);
+      else
+        st.connector = conn->name;
+      return;
+    }
+    st.device = target;
+    st.disconnect = st.fault == "disconnect";
+    if (!find_device(s, st.device, &conn)) {
       diag_.add(f.where(), "no device '" + st.device + "' in the node config");
-    else if (conn->type != "modbus" && conn->type != "mqtt")
+    } else if (conn->type != "modbus" && conn->type != "mqtt") {
       diag_.add(f.where(), "device '" + st.device + "' belongs to a '" + conn->type +
-                               "' connector: only modbus and mqtt devices can be disconnected");
-    st.description = std::string{st.disconnect ? "disconnect " : "reconnect "} + st.device;
+                               "' connector: only modbus and mqtt devices take device faults "
+                               "(a sim connector can 'crash')");
+    } else if (conn->type == "mqtt" && st.fault == "corrupt") {
+      diag_.add(f.where(), "'corrupt' garbles a modbus device's answers; for mqtt, 'publish' a "
+                           "malformed payload to the device's topic");
+    }
   }
 
   void read_expect(map_reader& r, scenario& s, scenario_step& st) {
@@ -434,19 +615,80 @@ private:
       else
         st.within = {std::get<double>(*lo), std::get<double>(*hi)};
     }
+    if (auto w = e.take("stays_within"); w.IsDefined()) {
+      auto lo =
+          w.IsSequence() && w.size() == 2 ? scalar_as(w[0], value_type::float64) : std::nullopt;
+      auto hi =
+          w.IsSequence() && w.size() == 2 ? scalar_as(w[1], value_type::float64) : std::nullopt;
+      if (!lo || !hi)
+        e.error("stays_within", "'stays_within' is [low, high], got " + scalar_text(w));
+      else
+        st.stays_within = {std::get<double>(*lo), std::get<double>(*hi)};
+      st.window = e.get_duration("for", 1ms, std::chrono::hours{24 * 366}, true).value_or(0ms);
+    } else if (e.has("for")) {
+      e.error("for", "'for' goes with 'stays_within'");
+    }
     if (auto q = e.get_enum("quality", {"good", "stale", "bad"}))
       st.expect_quality = *q == "good"    ? quality::good
                           : *q == "stale" ? quality::stale
                                           : quality::bad;
     e.finish();
-    if (!st.equals.IsDefined() && !st.within && !st.expect_quality)
-      diag_.add(e.where(), "'expect' needs at least one of equals, within, quality");
+    if (!st.equals.IsDefined() && !st.within && !st.expect_quality && !st.stays_within)
+      diag_.add(e.where(), "'expect' needs at least one of equals, within, quality, "
+                           "stays_within");
+    if (st.stays_within && (st.equals.IsDefined() || st.within || st.expect_quality))
+      diag_.add(e.where(), "'stays_within' watches a window: put equals/within/quality in a "
+                           "step of their own");
     st.description = "expect " + ref;
     if (st.equals.IsDefined()) st.description += " equals " + scalar_text(st.equals);
     if (st.within)
       st.description += " within [" + scalar_text(r.node()["expect"]["within"][0]) + ", " +
                         scalar_text(r.node()["expect"]["within"][1]) + "]";
     if (st.expect_quality) st.description += std::string{" "} + to_string(*st.expect_quality);
+    if (st.stays_within)
+      st.description += " stays_within [" + scalar_text(r.node()["expect"]["stays_within"][0]) +
+                        ", " + scalar_text(r.node()["expect"]["stays_within"][1]) + "] for " +
+                        format_elapsed(st.window);
+  }
+
+  void read_expect_connector(map_reader& r, scenario& s, scenario_step& st) {
+    st.kind = step_kind::expect_connector;
+    auto e = r.nested("expect_connector", "'expect_connector'");
+    if (!e.ok()) return;
+    st.connector = e.get_string("name", true).value_or("");
+    if (!st.connector.empty() && !s.node.connector(st.connector))
+      e.error("name", "no connector '" + st.connector + "' in the node config");
+    static const std::vector<std::string> states{"starting",   "running", "degraded",
+                                                 "restarting", "failed",  "stopped"};
+    if (auto v = e.get_enum("state", states))
+      for (int i = 0; i < 16; ++i)
+        if (*v == to_string(static_cast<connector_state>(i))) {
+          st.expect_state = static_cast<connector_state>(i);
+          break;
+        }
+    if (auto n = e.get_int("restarts", 0, std::numeric_limits<std::int64_t>::max()))
+      st.expect_restarts = static_cast<std::uint64_t>(*n);
+    e.finish();
+    if (!st.expect_state && !st.expect_restarts)
+      diag_.add(e.where(), "'expect_connector' needs 'state' or 'restarts'");
+    st.description = "expect_connector " + st.connector;
+    if (st.expect_state) st.description += std::string{" "} + to_string(*st.expect_state);
+    if (st.expect_restarts) st.description += " restarts=" + std::to_string(*st.expect_restarts);
+  }
+
+  void read_expect_metric(map_reader& r, scenario_step& st) {
+    st.kind = step_kind::expect_metric;
+    auto e = r.nested("expect_metric", "'expect_metric'");
+    if (!e.ok()) return;
+    st.metric = e.get_string("name", true).value_or("");
+    st.labels = e.get_string_map("labels");
+    st.metric_equals = e.get_double("equals", true).value_or(0);
+    e.finish();
+    std::string labels;
+    for (auto& [k, v] : st.labels)
+      labels += (labels.empty() ? "" : ",") + k + "=\"" + v + "\"";
+    st.description = "expect_metric " + st.metric + "{" + labels + "} equals " +
+                     scalar_text(r.node()["expect_metric"]["equals"]);
   }
 
   void read_writes(map_reader& r, scenario_step& st) {
@@ -494,12 +736,15 @@ void apply_models(simulation& sim, const std::vector<device_model>& models) {
         u->discrete_inputs[a] = v;
       for (auto& [a, c] : m.reject_writes)
         u->reject_writes[a] = c;
+      for (auto& [a, d] : m.delay_writes)
+        u->delay_writes[a] = d;
       if (m.connected) u->connected = *m.connected;
       continue;
     }
     auto ep = sim.endpoint_of(m.device);
     for (auto& [topic, payload] : m.topics)
       sim.plant().mqtt_retain(ep, topic, payload);
+    if (m.ack_delay) sim.plant().mqtt_set_ack(ep, *m.ack_delay);
     if (m.connected == false) sim.plant().mqtt_set_up(ep, false);
   }
 }
@@ -584,6 +829,277 @@ std::string list_text(const std::vector<std::string>& xs) {
   return out;
 }
 
+std::string mqtt_endpoint(const connector_config& c) {
+  if (auto* o = std::any_cast<connectors::mqtt_client_options>(&c.settings))
+    return o->host + ":" + std::to_string(o->port);
+  return {};
+}
+
+/// Applies a fault step to the simulation; false with `why` when it cannot.
+bool apply_fault(const scenario_step& st, simulation& sim, std::string& why) {
+  auto now = sim.elapsed();
+  if (st.fault == "crash") {
+    if (sim.crash(st.connector)) return true;
+    why = "connector '" + st.connector + "' has no running actor to crash";
+    return false;
+  }
+  if (st.fault == "broker_restart") {
+    auto ep = mqtt_endpoint(*sim.config().connector(st.connector));
+    sim.plant().mqtt_set_up(ep, false);
+    sim.run();
+    if (st.delay == 0ms) {
+      sim.plant().mqtt_set_up(ep, true);
+    } else {
+      auto* plant = &sim.plant();
+      plant->schedule(now + st.delay, [plant, ep] { plant->mqtt_set_up(ep, true); });
+    }
+    sim.run();
+    return true;
+  }
+  if (auto* u = sim.modbus_unit_of(st.device)) {
+    if (st.fault == "disconnect" || st.fault == "reconnect") u->connected = !st.disconnect;
+    if (st.fault == "slow") u->delay = st.delay;
+    if (st.fault == "timeout") u->no_answer = true;
+    if (st.fault == "corrupt") u->corrupt = true;
+    if (st.fault == "heal") {
+      u->delay = 0ms;
+      u->no_answer = false;
+      u->corrupt = false;
+    }
+    sim.trace().record(now, "fault",
+                       st.fault + " " + st.device +
+                           (st.fault == "slow" ? " " + format_elapsed(st.delay) : std::string{}));
+  } else {
+    auto ep = sim.endpoint_of(st.device);
+    if (st.fault == "disconnect" || st.fault == "reconnect")
+      sim.plant().mqtt_set_up(ep, !st.disconnect);
+    if (st.fault == "slow") sim.plant().mqtt_set_ack(ep, st.delay);
+    if (st.fault == "timeout") sim.plant().mqtt_set_ack(ep, std::nullopt);
+    if (st.fault == "heal") sim.plant().mqtt_set_ack(ep, 0ms);
+    if (st.fault != "disconnect" && st.fault != "reconnect")
+      sim.trace().record(now, "fault", st.fault + " broker " + ep);
+  }
+  sim.run();
+  return true;
+}
+
+step_result check_connector(std::size_t index, const scenario_step& st, simulation& sim) {
+  step_result res{index, sim.elapsed(), st.description, false, {}, st.where};
+  auto s = sim.status(st.connector);
+  if (!s) {
+    res.message = "no status from connector '" + st.connector + "'";
+    return res;
+  }
+  auto got = std::string{to_string(s->state)} + ", restarts=" + std::to_string(s->restarts) +
+             (s->last_error.empty() ? "" : " (" + s->last_error + ")");
+  res.message = got;
+  if ((st.expect_state && s->state != *st.expect_state) ||
+      (st.expect_restarts && s->restarts != *st.expect_restarts)) {
+    res.message = "expected" +
+                  (st.expect_state ? " " + std::string{to_string(*st.expect_state)} : "") +
+                  (st.expect_restarts ? " restarts=" + std::to_string(*st.expect_restarts) : "") +
+                  ", got " + got;
+    return res;
+  }
+  res.passed = true;
+  return res;
+}
+
+step_result check_metric(std::size_t index, const scenario_step& st, simulation& sim) {
+  step_result res{index, sim.elapsed(), st.description, false, {}, st.where};
+  std::vector<double> found;
+  for (auto& fam : sim.metrics().registry().Collect()) {
+    if (fam.name != st.metric) continue;
+    for (auto& m : fam.metric) {
+      std::size_t matched = 0;
+      for (auto& l : m.label)
+        if (auto it = st.labels.find(l.name); it != st.labels.end() && it->second == l.value)
+          ++matched;
+      if (matched != st.labels.size()) continue;
+      switch (fam.type) {
+      case prometheus::MetricType::Counter: found.push_back(m.counter.value); break;
+      case prometheus::MetricType::Gauge: found.push_back(m.gauge.value); break;
+      case prometheus::MetricType::Untyped: found.push_back(m.untyped.value); break;
+      case prometheus::MetricType::Histogram:
+        found.push_back(static_cast<double>(m.histogram.sample_count));
+        break;
+      default: break;
+      }
+    }
+  }
+  // A labelled counter has no series until its first increment: it reads 0, as Prometheus'
+  // `or vector(0)` would make it.
+  if (found.empty() && st.metric_equals == 0) {
+    res.passed = true;
+    res.message = "no series yet (0)";
+    return res;
+  }
+  if (found.size() != 1) {
+    res.message = found.empty() ? "no such series"
+                                : std::to_string(found.size()) +
+                                      " series match; name more labels to pick one";
+    return res;
+  }
+  std::ostringstream got;
+  got << found[0];
+  res.message = got.str();
+  if (std::abs(found[0] - st.metric_equals) > 1e-9 * std::max(1.0, std::abs(st.metric_equals))) {
+    res.message = "got " + got.str();
+    return res;
+  }
+  res.passed = true;
+  return res;
+}
+
+// -- device dynamics ------------------------------------------------------------------------------
+
+const point_config* modbus_point(simulation& sim, const std::string& device,
+                                 const std::string& point,
+                                 const connectors::modbus::point_settings** ps) {
+  auto* c = sim.connector_of(device);
+  auto* pc = c ? c->device(device)->point(point) : nullptr;
+  *ps = pc ? std::any_cast<connectors::modbus::point_settings>(&pc->settings) : nullptr;
+  return *ps ? pc : nullptr;
+}
+
+/// The value a Modbus point holds in its simulated unit, decoded as the connector would.
+std::optional<double> read_point(simulation& sim, const std::string& device,
+                                 const std::string& point) {
+  const connectors::modbus::point_settings* ps = nullptr;
+  auto* pc = modbus_point(sim, device, point, &ps);
+  auto* u = sim.modbus_unit_of(device);
+  if (!pc || !u) return std::nullopt;
+  if (connectors::modbus::bit_table(ps->table)) {
+    auto& bits = ps->table == connectors::modbus_table::coil ? u->coils : u->discrete_inputs;
+    auto it = bits.find(ps->address);
+    return it != bits.end() && it->second ? 1.0 : 0.0;
+  }
+  auto& regs = ps->table == connectors::modbus_table::holding_register ? u->holding_registers
+                                                                       : u->input_registers;
+  std::vector<std::uint16_t> words;
+  auto n = connectors::modbus::register_count(ps->format.enc);
+  for (int i = 0; i < n; ++i) {
+    auto it = regs.find(ps->address + i);
+    words.push_back(it == regs.end() ? 0 : it->second);
+  }
+  auto v = connectors::modbus::decode_registers(words.data(), words.size(), ps->format);
+  if (!std::holds_alternative<value>(v)) return std::nullopt;
+  auto x = coerce(std::get<value>(v), value_type::float64);
+  return x ? std::optional<double>{std::get<double>(*x)} : std::nullopt;
+}
+
+/// Writes `x` into a Modbus point's registers (or bit) as the connector decodes it; false when
+/// the point's encoding cannot hold it.
+bool write_point(simulation& sim, const std::string& device, const std::string& point, double x) {
+  const connectors::modbus::point_settings* ps = nullptr;
+  auto* pc = modbus_point(sim, device, point, &ps);
+  auto* u = sim.modbus_unit_of(device);
+  if (!pc || !u) return false;
+  if (connectors::modbus::bit_table(ps->table)) {
+    (ps->table == connectors::modbus_table::coil ? u->coils : u->discrete_inputs)[ps->address] =
+        x != 0 ? 1 : 0;
+    return true;
+  }
+  value v = x;
+  if (pc->type == value_type::int64) v = static_cast<std::int64_t>(std::llround(x));
+  if (pc->type == value_type::boolean) v = x != 0;
+  auto enc = connectors::modbus::encode_registers(v, ps->format);
+  if (!std::holds_alternative<std::vector<std::uint16_t>>(enc)) return false;
+  auto& words = std::get<std::vector<std::uint16_t>>(enc);
+  auto& regs = ps->table == connectors::modbus_table::holding_register ? u->holding_registers
+                                                                       : u->input_registers;
+  for (std::size_t i = 0; i < words.size(); ++i)
+    regs[ps->address + static_cast<int>(i)] = words[i];
+  return true;
+}
+
+/// One running dynamic: its state between ticks and its own random source.
+struct dynamic_run {
+  const dynamic_source* src;
+  std::string device;
+  bool modbus = false;
+  std::string endpoint;
+  double state = 0;
+  std::uint64_t ticks = 0;
+  std::mt19937_64 rng;
+  std::normal_distribution<double> normal{0.0, 1.0};
+
+  /// The output at virtual time `t`, advancing the model by one interval.
+  double next(std::chrono::milliseconds t, simulation& sim) {
+    switch (src->model) {
+    case dynamic_source::kind::follow: {
+      auto sp = src->setpoint;
+      if (!src->setpoint_point.empty())
+        if (auto x = read_point(sim, device, src->setpoint_point)) sp = *x;
+      if (sp && ticks > 0) {
+        // Exact step of dx/dt = (sp - x) / tau over one interval with sp held constant.
+        auto a = src->tau.count() == 0
+                     ? 1.0
+                     : 1.0 - std::exp(-static_cast<double>(src->interval.count()) /
+                                      static_cast<double>(src->tau.count()));
+        state += (*sp - state) * a;
+      }
+      break;
+    }
+    case dynamic_source::kind::counter:
+      state = src->start + src->increment * static_cast<double>(ticks);
+      break;
+    case dynamic_source::kind::script:
+      state = src->script.front().second;
+      for (auto& [at, v] : src->script)
+        if (at <= t) state = v;
+      break;
+    }
+    ++ticks;
+    return src->noise > 0 ? state + src->noise * normal(rng) : state;
+  }
+};
+
+void tick(std::shared_ptr<dynamic_run> d, simulation* sim) {
+  auto t = sim->elapsed();
+  auto x = d->next(t, *sim);
+  if (d->modbus) {
+    if (!write_point(*sim, d->device, d->src->target, x))
+      sim->trace().record(t, "fault",
+                          "dynamics " + d->device + "/" + d->src->target + ": " +
+                              to_display_string(value{x}) + " does not fit the point's encoding");
+  } else {
+    std::ostringstream text;
+    text.precision(15);
+    text << x;
+    sim->plant().mqtt_inject(d->endpoint, d->src->target, text.str(), false);
+  }
+  sim->plant().schedule(t + d->src->interval, [d, sim] { tick(d, sim); });
+}
+
+/// Starts every device's dynamics: Modbus values are in place before the first poll, MQTT
+/// publishes begin once the connectors are up (the first `advance`).
+void start_dynamics(simulation& sim, const std::vector<device_model>& models, std::uint64_t seed) {
+  for (auto& m : models)
+    for (auto& src : m.dynamics) {
+      auto d = std::make_shared<dynamic_run>();
+      d->src = &src;
+      d->device = m.device;
+      d->modbus = sim.modbus_unit_of(m.device) != nullptr;
+      d->endpoint = sim.endpoint_of(m.device);
+      d->state = src.start;
+      d->rng.seed(connector_seed(seed, "dynamics/" + m.device + "/" + src.target));
+      if (d->modbus)
+        tick(d, &sim);
+      else
+        sim.plant().schedule(0ms, [d, s = &sim] { tick(d, s); });
+    }
+}
+
+/// A `stays_within` expectation being watched: every reading of its point until `end`.
+struct window_watch {
+  std::size_t index;
+  const scenario_step* step;
+  std::chrono::milliseconds end;
+  std::size_t readings = 0;
+  std::string failure;
+};
+
 } // namespace
 
 scenario_report run_scenario(const scenario& s, std::optional<std::uint64_t> seed,
@@ -595,8 +1111,23 @@ scenario_report run_scenario(const scenario& s, std::optional<std::uint64_t> see
   rep.seed = seed.value_or(s.seed);
   simulation_options opts;
   opts.seed = rep.seed;
+  // Declared before the simulation: its reading hook refers to it until the simulation ends.
+  std::vector<window_watch> windows;
   simulation sim{s.node, opts};
   apply_models(sim, s.devices);
+  start_dynamics(sim, s.devices, rep.seed);
+  sim.on_reading([&](const point_reading& r) {
+    for (auto& w : windows) {
+      if (w.step->device != r.device || w.step->point != r.point || sim.elapsed() > w.end) continue;
+      ++w.readings;
+      if (!w.failure.empty()) continue;
+      auto x = coerce(r.data, value_type::float64);
+      auto [lo, hi] = *w.step->stays_within;
+      if (r.q != quality::good || !x || std::get<double>(*x) < lo || std::get<double>(*x) > hi)
+        w.failure = "at " + format_elapsed(sim.elapsed()) + ": " + to_display_string(r.data) +
+                    " (" + to_string(r.q) + (r.reason.empty() ? "" : ": " + r.reason) + ")";
+    }
+  });
 
   auto finish = [&](step_result r) {
     (r.passed ? rep.passed : rep.failed)++;
@@ -615,12 +1146,34 @@ scenario_report run_scenario(const scenario& s, std::optional<std::uint64_t> see
     }
   };
   std::size_t writes_seen = 0;
+  // Closes the watched windows that end by `upto`, moving time to each end in turn.
+  auto close_windows = [&](std::chrono::milliseconds upto) {
+    for (;;) {
+      auto it = std::min_element(windows.begin(), windows.end(),
+                                 [](auto& a, auto& b) { return a.end < b.end; });
+      if (it == windows.end() || it->end > upto) return;
+      sim.advance_to(it->end);
+      settle();
+      step_result r{it->index, it->end, it->step->description, false, {}, it->step->where};
+      if (!it->failure.empty())
+        r.message = "left the range " + it->failure;
+      else if (it->readings == 0)
+        r.message = "no reading of " + it->step->device + "/" + it->step->point + " in the window";
+      else {
+        r.passed = true;
+        r.message = std::to_string(it->readings) + " readings in range";
+      }
+      windows.erase(it);
+      finish(std::move(r));
+    }
+  };
 
   try {
     sim.start();
     for (std::size_t i = 0; i < s.steps.size(); ++i) {
       auto& st = s.steps[i];
       auto index = i + 1;
+      close_windows(st.at);
       sim.advance_to(st.at);
       settle();
       switch (st.kind) {
@@ -644,23 +1197,27 @@ scenario_report run_scenario(const scenario& s, std::optional<std::uint64_t> see
         finish({index, sim.elapsed(), st.description, true, {}, st.where});
         break;
       case step_kind::fault: {
-        if (auto* u = sim.modbus_unit_of(st.device)) {
-          u->connected = !st.disconnect;
-          sim.trace().record(sim.elapsed(), "fault",
-                             (st.disconnect ? "disconnect " : "reconnect ") + st.device);
-        } else {
-          sim.plant().mqtt_set_up(sim.endpoint_of(st.device), !st.disconnect);
-        }
-        sim.run();
-        finish({index, sim.elapsed(), st.description, true, {}, st.where});
+        std::string why;
+        bool ok = apply_fault(st, sim, why);
+        finish({index, sim.elapsed(), st.description, ok, why, st.where});
+        settle();
         break;
       }
+      case step_kind::expect_connector: finish(check_connector(index, st, sim)); break;
+      case step_kind::expect_metric: finish(check_metric(index, st, sim)); break;
       case step_kind::set:
         apply_models(sim, {st.model});
         sim.trace().record(sim.elapsed(), "set", st.device);
         finish({index, sim.elapsed(), st.description, true, {}, st.where});
         break;
-      case step_kind::expect: finish(check_point(index, st, sim)); break;
+      case step_kind::expect:
+        if (st.stays_within) {
+          // Readings from now on count; one already taken before the step does not.
+          windows.push_back(window_watch{index, &st, st.at + st.window, 0, {}});
+        } else {
+          finish(check_point(index, st, sim));
+        }
+        break;
       case step_kind::expect_writes: {
         auto& all = sim.plant().side_effects();
         std::vector<std::string> got;
@@ -676,6 +1233,7 @@ scenario_report run_scenario(const scenario& s, std::optional<std::uint64_t> see
       }
       }
     }
+    close_windows(std::chrono::milliseconds::max());
     // Give actions still waiting for a device their full timeout, then call them unanswered.
     if (!pending.empty()) {
       std::chrono::milliseconds longest{0};
@@ -691,6 +1249,7 @@ scenario_report run_scenario(const scenario& s, std::optional<std::uint64_t> see
   } catch (const std::exception& e) {
     finish({0, sim.elapsed(), "run", false, e.what(), {s.file, 0, 0}});
   }
+  sim.on_reading({});
   rep.trace_hash = sim.trace().hash_hex();
   rep.trace = sim.trace().events();
   rep.events = sim.events();

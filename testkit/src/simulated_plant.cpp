@@ -16,6 +16,7 @@ namespace {
 
 struct broker {
   bool up = true;
+  std::optional<std::chrono::milliseconds> ack_delay{std::chrono::milliseconds{0}};
   std::vector<sim_mqtt_client*> clients;
   std::map<std::string, std::string> retained;
 };
@@ -36,6 +37,8 @@ struct simulated_plant::state {
   std::map<std::string, broker> brokers;
   std::vector<side_effect> effects;
   int next_mid = 1;
+  std::function<void(std::chrono::milliseconds)> block;
+  std::multimap<std::chrono::milliseconds, std::function<void()>> timers;
 
   void record(const std::string& kind, std::string text) {
     if (trace) trace->record(clock(), kind, std::move(text));
@@ -93,7 +96,19 @@ public:
     for (auto* c : std::vector<sim_mqtt_client*>{b.clients})
       c->offer(topic, payload);
     // QoS 1 and 2 are acknowledged by the broker; QoS 0 counts as published once written.
-    if (handlers_.on_published) handlers_.on_published(mid);
+    if (!handlers_.on_published) return mid;
+    if (qos == 0 || b.ack_delay == std::chrono::milliseconds{0}) {
+      handlers_.on_published(mid);
+    } else if (b.ack_delay) {
+      // The client may be gone (its connector restarted) by the time the PUBACK is due.
+      std::weak_ptr<bool> alive = alive_;
+      auto on_published = handlers_.on_published;
+      st_->timers.emplace(st_->clock() + *b.ack_delay, [alive, on_published, mid] {
+        if (alive.lock()) on_published(mid);
+      });
+    } else {
+      st_->record("fault", "publish " + topic + " never acknowledged");
+    }
     return mid;
   }
 
@@ -139,6 +154,7 @@ private:
   std::vector<std::string> subscriptions_;
   bool started_ = false;
   bool connected_ = false;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 // -- modbus ---------------------------------------------------------------------------------------
@@ -147,8 +163,9 @@ namespace {
 
 class sim_modbus_client : public connectors::modbus_client {
 public:
-  sim_modbus_client(std::shared_ptr<simulated_plant::state> st, std::string endpoint)
-    : st_(std::move(st)), endpoint_(std::move(endpoint)) {}
+  sim_modbus_client(std::shared_ptr<simulated_plant::state> st, std::string endpoint,
+                    std::chrono::milliseconds timeout)
+    : st_(std::move(st)), endpoint_(std::move(endpoint)), timeout_(timeout) {}
 
   bool blocking() const override { return false; }
   modbus_status connect() override { return modbus_status::success(); }
@@ -188,6 +205,7 @@ public:
     auto text = "write " + name(*u, unit_id) + " coil " + std::to_string(address) + " [" +
                 (on ? "1" : "0") + "]";
     if (auto st = rejected(*u, address, 1, text); !st.ok) return st;
+    if (auto st = delayed(*u, unit_id, address, 1, text); !st.ok) return st;
     u->coils[address] = on ? 1 : 0;
     st_->effect(std::move(text));
     return modbus_status::success();
@@ -201,6 +219,7 @@ public:
     auto text = "write " + name(*u, unit_id) + " holding_register " + std::to_string(address) +
                 " " + registers_text(values);
     if (auto st = rejected(*u, address, count, text); !st.ok) return st;
+    if (auto st = delayed(*u, unit_id, address, count, text); !st.ok) return st;
     for (int i = 0; i < count; ++i)
       u->holding_registers[address + i] = values[i];
     st_->effect(std::move(text));
@@ -221,6 +240,24 @@ private:
       st.connection_lost = true;
       st.message = "simulated device " + name(*u, unit_id) + " (unit " + std::to_string(unit_id) +
                    " at " + endpoint_ + ") is disconnected";
+      return st;
+    }
+    auto delay = u->no_answer ? timeout_ : u->delay;
+    if (delay > std::chrono::milliseconds{0} && st_->block) {
+      // The call takes its time; the connector's own timers keep running meanwhile.
+      st_->block(std::min(delay, timeout_));
+      if (delay >= timeout_) {
+        st.ok = false;
+        st.connection_lost = true;
+        st.message = "simulated device " + name(*u, unit_id) + " did not answer within " +
+                     std::to_string(timeout_.count()) + " ms";
+        return st;
+      }
+    }
+    if (u->corrupt) {
+      st.ok = false;
+      st.message =
+          "invalid answer from simulated device " + name(*u, unit_id) + " (corrupted frame)";
       return st;
     }
     if (count < 1 || count > max_count) {
@@ -250,8 +287,29 @@ private:
     return modbus_status::success();
   }
 
+  /// A write to an address in `delay_writes` takes its delay; beyond the response timeout it is
+  /// lost.
+  modbus_status delayed(modbus_unit& u, int unit_id, int address, int count,
+                        const std::string& text) {
+    std::chrono::milliseconds delay{0};
+    for (int a = address; a < address + count; ++a)
+      if (auto it = u.delay_writes.find(a); it != u.delay_writes.end())
+        delay = std::max(delay, it->second);
+    if (delay == std::chrono::milliseconds{0} || !st_->block) return modbus_status::success();
+    st_->block(std::min(delay, timeout_));
+    if (delay < timeout_) return modbus_status::success();
+    modbus_status st;
+    st.ok = false;
+    st.connection_lost = true;
+    st.message = "simulated device " + name(u, unit_id) + " did not answer within " +
+                 std::to_string(timeout_.count()) + " ms";
+    st_->record("lost", text);
+    return st;
+  }
+
   std::shared_ptr<simulated_plant::state> st_;
   std::string endpoint_;
+  std::chrono::milliseconds timeout_;
 };
 
 std::string endpoint_of(const std::string& host, std::uint16_t port) {
@@ -278,7 +336,8 @@ simulated_plant::make_mqtt(const connectors::mqtt_client_options& opts) {
 
 std::unique_ptr<connectors::modbus_client>
 simulated_plant::make_modbus(const connectors::modbus_client_options& opts) {
-  return std::make_unique<sim_modbus_client>(state_, endpoint_of(opts.host, opts.port));
+  return std::make_unique<sim_modbus_client>(state_, endpoint_of(opts.host, opts.port),
+                                             opts.timeout);
 }
 
 modbus_unit& simulated_plant::modbus(const std::string& endpoint, int unit_id) {
@@ -308,6 +367,35 @@ void simulated_plant::mqtt_set_up(const std::string& endpoint, bool up) {
     else
       c->drop("simulated broker " + endpoint + " went down");
   }
+}
+
+void simulated_plant::mqtt_set_ack(const std::string& endpoint,
+                                   std::optional<std::chrono::milliseconds> delay) {
+  state_->brokers[endpoint].ack_delay = delay;
+}
+
+void simulated_plant::set_blocker(std::function<void(std::chrono::milliseconds)> block) {
+  state_->block = std::move(block);
+}
+
+void simulated_plant::schedule(std::chrono::milliseconds at, std::function<void()> fn) {
+  state_->timers.emplace(at, std::move(fn));
+}
+
+std::optional<std::chrono::milliseconds> simulated_plant::next_due() const {
+  if (state_->timers.empty()) return std::nullopt;
+  return state_->timers.begin()->first;
+}
+
+std::size_t simulated_plant::fire_due(std::chrono::milliseconds now) {
+  std::size_t n = 0;
+  while (!state_->timers.empty() && state_->timers.begin()->first <= now) {
+    auto fn = std::move(state_->timers.begin()->second);
+    state_->timers.erase(state_->timers.begin());
+    fn();
+    ++n;
+  }
+  return n;
 }
 
 void simulated_plant::mqtt_retain(const std::string& endpoint, const std::string& topic,

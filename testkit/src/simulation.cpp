@@ -56,6 +56,10 @@ struct simulation::impl {
   caf::actor_clock::time_point start_time;
   caf::actor bus;
   std::map<std::string, caf::actor> supervisors;
+  /// The connector types, wrapped to remember each connector's current actor.
+  std::vector<std::unique_ptr<connectors::connector_type>> types;
+  std::map<std::string, caf::actor> children;
+  std::function<void(const point_reading&)> reading_hook;
   std::map<std::string, point_reading> latest;
   reading_sink_ptr sink;
   std::uint64_t events = 0;
@@ -67,6 +71,37 @@ struct simulation::impl {
     return std::chrono::duration_cast<std::chrono::milliseconds>(coord->clock().current_time -
                                                                  start_time);
   }
+
+  /// Fires every timer (the actors' and the plant's) due by `target` one at a time in due
+  /// order, delivering the messages each causes; then moves the clock to `target`. A timer fired
+  /// on the way may arm another one that is also due before `target`. At equal times the
+  /// plant's fire first: a device changes at `t`, then a poll at `t` sees the change.
+  void advance_to(caf::actor_clock::time_point target) {
+    auto& clock = coord->clock();
+    run();
+    for (;;) {
+      std::optional<caf::actor_clock::time_point> actor_due;
+      if (clock.has_pending_timeout()) actor_due = clock.schedule().begin()->first;
+      std::optional<caf::actor_clock::time_point> plant_due;
+      if (auto p = plant->next_due()) plant_due = start_time + *p;
+      if (!actor_due && !plant_due) break;
+      bool actor_first = actor_due && (!plant_due || *actor_due < *plant_due);
+      auto due = actor_first ? *actor_due : *plant_due;
+      if (due > target) break;
+      if (due > clock.current_time) clock.current_time = due;
+      if (actor_first)
+        clock.trigger_timeout();
+      else
+        plant->fire_due(elapsed());
+      run();
+    }
+    if (target > clock.current_time) clock.current_time = target;
+  }
+
+  /// A simulated call that blocks its actor for `d`: the rest of the node goes on meanwhile.
+  /// The blocked actor is running, so it is not in the scheduler's queue and none of its
+  /// messages are handled until the call returns, exactly as with a blocking call on a thread.
+  void block_for(std::chrono::milliseconds d) { advance_to(coord->clock().current_time + d); }
 
   void run() {
     auto n = coord->run(opts.max_events_per_instant);
@@ -93,10 +128,31 @@ public:
     // A stale mark keeps the last known value, as the data bus does.
     if (r.q == quality::stale && std::holds_alternative<std::monostate>(r.data)) slot.data = data;
     if (d_->opts.trace_readings) d_->trace->record(d_->elapsed(), "reading", reading_text(r));
+    if (d_->reading_hook) d_->reading_hook(slot);
   }
 
 private:
   simulation::impl* d_;
+};
+
+/// A connector type that remembers the actor it spawned last for each connector, so a `crash`
+/// fault can kill it as an escaping exception would.
+class recording_type : public connectors::connector_type {
+public:
+  recording_type(connectors::connector_type& inner, std::map<std::string, caf::actor>& children)
+    : inner_(inner), children_(children) {}
+  std::string name() const override { return inner_.name(); }
+  config::connector_schema& schema() override { return inner_.schema(); }
+  caf::actor spawn(caf::actor_system& sys, connectors::connector_context ctx) override {
+    auto name = ctx.name();
+    auto a = inner_.spawn(sys, std::move(ctx));
+    children_[name] = a;
+    return a;
+  }
+
+private:
+  connectors::connector_type& inner_;
+  std::map<std::string, caf::actor>& children_;
 };
 
 } // namespace
@@ -111,6 +167,7 @@ simulation::simulation(node_config cfg, simulation_options opts,
   d.trace = std::make_shared<event_trace>(opts.keep_events);
   auto* self = impl_.get();
   d.plant = std::make_shared<simulated_plant>([self] { return self->elapsed(); }, d.trace);
+  d.plant->set_blocker([self](std::chrono::milliseconds t) { self->block_for(t); });
   d.sys_cfg.set("scheduler.policy", caf::atom("testing"));
   d.sys = std::make_unique<caf::actor_system>(d.sys_cfg);
   d.coord = &dynamic_cast<caf::scheduler::test_coordinator&>(d.sys->scheduler());
@@ -171,6 +228,7 @@ void simulation::start() {
   for (auto& c : d.cfg->connectors) {
     auto* type = d.registry.find(c.type);
     if (!type) throw std::invalid_argument("unknown connector type '" + c.type + "'");
+    d.types.push_back(std::make_unique<recording_type>(*type, d.children));
     connectors::connector_context ctx;
     // As in node_runtime: each connector gets a copy of its own section only.
     ctx.config = std::make_shared<const connector_config>(c);
@@ -181,7 +239,8 @@ void simulation::start() {
     ctx.log = log::logger{c.type};
     ctx.readings_counter = &d.metrics->readings(c.name);
     ctx.clock = [self] { return virtual_epoch + self->elapsed().count() * 1000000LL; };
-    d.supervisors.emplace(c.name, supervision::spawn_connector_supervisor(*d.sys, *type, ctx));
+    d.supervisors.emplace(c.name,
+                          supervision::spawn_connector_supervisor(*d.sys, *d.types.back(), ctx));
   }
   d.run();
 }
@@ -195,20 +254,7 @@ void simulation::advance(std::chrono::milliseconds d) {
 }
 
 void simulation::advance_to(std::chrono::milliseconds t) {
-  auto& d = *impl_;
-  auto& clock = d.coord->clock();
-  auto target = d.start_time + t;
-  d.run();
-  // One timer at a time, in due order: a timer fired on the way may arm another one that is
-  // also due before `target`.
-  while (clock.has_pending_timeout()) {
-    auto due = clock.schedule().begin()->first;
-    if (due > target) break;
-    if (due > clock.current_time) clock.current_time = due;
-    clock.trigger_timeout();
-    d.run();
-  }
-  if (target > clock.current_time) clock.current_time = target;
+  impl_->advance_to(impl_->start_time + t);
 }
 
 std::chrono::milliseconds simulation::elapsed() const {
@@ -285,6 +331,39 @@ caf::actor simulation::supervisor(const std::string& connector) const {
   return it == impl_->supervisors.end() ? caf::actor{} : it->second;
 }
 
+std::optional<connector_status> simulation::status(const std::string& connector) {
+  auto& d = *impl_;
+  auto it = d.supervisors.find(connector);
+  if (it == d.supervisors.end()) return std::nullopt;
+  auto out = std::make_shared<std::optional<connector_status>>();
+  auto sup = it->second;
+  d.sys->spawn([=](caf::event_based_actor* a) {
+    a->request(sup, caf::infinite, status_atom::value)
+        .then([=](connector_status& s) { *out = std::move(s); }, [](caf::error&) {});
+  });
+  d.run();
+  return *out;
+}
+
+bool simulation::crash(const std::string& connector, const std::string& why) {
+  auto& d = *impl_;
+  auto it = d.children.find(connector);
+  if (it == d.children.end() || !it->second) return false;
+  d.trace->record(d.elapsed(), "fault", "crash " + connector);
+  // An exit with an error, not a plain exit_reason: the supervisor reports the error as the crash.
+  auto& child = it->second;
+  child->enqueue(
+      nullptr, caf::make_message_id(),
+      caf::make_message(caf::exit_msg{child->address(), make_error(errc::internal, why)}), nullptr);
+  it->second = nullptr;
+  d.run();
+  return true;
+}
+
+void simulation::on_reading(std::function<void(const point_reading&)> fn) {
+  impl_->reading_hook = std::move(fn);
+}
+
 void simulation::stop() {
   auto& d = *impl_;
   if (d.stopped || !d.sys) return;
@@ -293,6 +372,7 @@ void simulation::stop() {
     caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
   if (d.bus) caf::anon_send_exit(d.bus, caf::exit_reason::user_shutdown);
   d.supervisors.clear();
+  d.children.clear();
   d.bus = nullptr;
   d.sink.reset();
   try {

@@ -227,4 +227,40 @@ TEST(simulation, topic_filters_match_like_a_broker) {
   EXPECT_FALSE(testkit::topic_matches("a", "a/b"));
 }
 
+TEST(simulation, crash_is_restarted_by_the_supervisor_in_virtual_time) {
+  simulation sim{load(thermostats)};
+  sim.start();
+  sim.advance(2s);
+  EXPECT_FALSE(sim.crash("nobody"));
+  ASSERT_TRUE(sim.crash("lab"));
+  EXPECT_FALSE(sim.crash("lab")) << "no running actor until the supervisor restarts it";
+  auto st = sim.status("lab");
+  ASSERT_TRUE(st);
+  EXPECT_EQ(st->state, connector_state::restarting);
+  EXPECT_EQ(st->restarts, 1u);
+  sim.advance(1s);
+  EXPECT_EQ(sim.status("lab")->state, connector_state::running);
+  EXPECT_FALSE(sim.status("nobody"));
+  auto count = sim.latest("c1", "count");
+  ASSERT_TRUE(count);
+  EXPECT_EQ(count->q, quality::good);
+  // The restarted connector read its devices again after its backoff (about 100 ms).
+  EXPECT_GT(count->source_time, testkit::virtual_epoch + 2'000'000'000LL);
+  EXPECT_LT(count->source_time, testkit::virtual_epoch + 2'500'000'000LL);
+}
+
+TEST(simulation, plant_timers_fire_in_time_order_with_the_actors) {
+  simulation sim{load(thermostats)};
+  sim.start();
+  std::vector<std::pair<std::string, std::chrono::milliseconds>> fired;
+  sim.plant().schedule(1500ms, [&] { fired.emplace_back("b", sim.elapsed()); });
+  sim.plant().schedule(500ms, [&] { fired.emplace_back("a", sim.elapsed()); });
+  sim.plant().schedule(5s, [&] { fired.emplace_back("c", sim.elapsed()); });
+  sim.advance(2s);
+  ASSERT_EQ(fired.size(), 2u);
+  EXPECT_EQ(fired[0], std::make_pair(std::string{"a"}, std::chrono::milliseconds{500}));
+  EXPECT_EQ(fired[1], std::make_pair(std::string{"b"}, std::chrono::milliseconds{1500}));
+  EXPECT_EQ(sim.plant().next_due(), std::chrono::milliseconds{5s});
+}
+
 } // namespace

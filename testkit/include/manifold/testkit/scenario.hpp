@@ -13,6 +13,7 @@
 
 #include "manifold/actors/config.hpp"
 #include "manifold/actors/errors.hpp"
+#include "manifold/actors/messages.hpp"
 #include "manifold/connectors/sdk.hpp"
 #include "manifold/testkit/trace.hpp"
 
@@ -22,7 +23,34 @@ namespace manifold::testkit {
 
 class simulation;
 
-enum class step_kind { invoke, publish, fault, set, expect, expect_writes };
+enum class step_kind {
+  invoke,
+  publish,
+  fault,
+  set,
+  expect,
+  expect_writes,
+  expect_connector,
+  expect_metric
+};
+
+/// A value a simulated device produces by itself, evaluated on the virtual clock every
+/// `interval`: a first-order lag towards a setpoint, a counter or a script, plus noise from the
+/// scenario's seed. Modbus: written into a point's registers; MQTT: published to a topic.
+struct dynamic_source {
+  enum class kind { follow, counter, script };
+  std::string target; ///< modbus: a point of the device; mqtt: a topic.
+  source_location where;
+  kind model = kind::follow;
+  std::optional<double> setpoint;   ///< follow: a fixed setpoint, or
+  std::string setpoint_point;       ///< follow: the current value of this point of the device.
+  std::chrono::milliseconds tau{0}; ///< follow: time constant; 0 jumps to the setpoint.
+  double start = 0;                 ///< follow: first value; counter: first count.
+  double increment = 1;             ///< counter: added every interval.
+  std::vector<std::pair<std::chrono::milliseconds, double>> script; ///< (at, value), in order.
+  double noise = 0; ///< Standard deviation of the Gaussian noise added to each output.
+  std::chrono::milliseconds interval{1000};
+};
 
 /// Initial data of one simulated device.
 struct device_model {
@@ -31,8 +59,12 @@ struct device_model {
   std::map<int, std::uint16_t> holding_registers, input_registers;
   std::map<int, std::uint8_t> coils, discrete_inputs;
   std::map<int, int> reject_writes;
+  std::map<int, std::chrono::milliseconds> delay_writes;
+  /// MQTT: how late the broker acknowledges QoS 1 publishes; nullopt inside: never.
+  std::optional<std::optional<std::chrono::milliseconds>> ack_delay;
   std::optional<bool> connected;             ///< Unset: as it is (connected at the start).
   std::map<std::string, std::string> topics; ///< MQTT: retained payloads by topic.
+  std::vector<dynamic_source> dynamics;
 };
 
 /// One timed step of a scenario, already checked against the node config.
@@ -57,12 +89,28 @@ struct scenario_step {
   // fault
   std::string device;
   bool disconnect = true;
+  /// disconnect, reconnect, slow, timeout, corrupt, heal, broker_restart, crash.
+  std::string fault;
+  std::chrono::milliseconds delay{0}; ///< slow: per call; broker_restart: time down.
+  std::string connector;              ///< crash, expect_connector, broker_restart.
 
   // expect
   std::string point; ///< With `device`.
   YAML::Node equals;
   std::optional<std::pair<double, double>> within;
   std::optional<quality> expect_quality;
+  /// stays_within: every reading of the point from `at` to `at + window` must be in range.
+  std::optional<std::pair<double, double>> stays_within;
+  std::chrono::milliseconds window{0};
+
+  // expect_connector (with `connector`)
+  std::optional<connector_state> expect_state;
+  std::optional<std::uint64_t> expect_restarts;
+
+  // expect_metric
+  std::string metric;
+  std::map<std::string, std::string> labels;
+  double metric_equals = 0;
 
   // expect_writes
   std::vector<std::string> writes;

@@ -5,6 +5,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,7 +26,18 @@ struct modbus_unit {
   /// A write touching one of these addresses (coil or holding register) is answered with the
   /// given Modbus exception code and changes nothing.
   std::map<int, int> reject_writes;
+  /// A write touching one of these addresses is answered after the given virtual delay (the
+  /// worker blocks meanwhile, as with a slow device); at or beyond the response timeout it is
+  /// not answered at all and changes nothing.
+  std::map<int, std::chrono::milliseconds> delay_writes;
   bool connected = true;
+  /// Faults on the virtual clock: every call takes `delay` of virtual time (at or beyond the
+  /// client's response timeout it is not answered: `connection_lost` after that timeout, as
+  /// libmodbus reports it); `no_answer` is that for every call; `corrupt` answers every call with
+  /// a garbled frame (a failure that is neither an exception nor a lost connection).
+  std::chrono::milliseconds delay{0};
+  bool no_answer = false;
+  bool corrupt = false;
 };
 
 /// A write or publish a connector made: what `expect_writes` compares.
@@ -62,6 +74,9 @@ public:
                    const std::string& payload, bool retain);
   /// Takes a broker down (clients see `on_disconnect`) or up again (`on_connect`).
   void mqtt_set_up(const std::string& endpoint, bool up);
+  /// How the broker acknowledges QoS 1/2 publishes: after `delay` of virtual time, or never
+  /// (nullopt). Default: at once.
+  void mqtt_set_ack(const std::string& endpoint, std::optional<std::chrono::milliseconds> delay);
   /// The broker at `endpoint`, created on first use.
   void mqtt_retain(const std::string& endpoint, const std::string& topic,
                    const std::string& payload);
@@ -69,6 +84,19 @@ public:
   // -- side effects -------------------------------------------------------------------------------
 
   const std::vector<side_effect>& side_effects() const;
+
+  // -- virtual time -------------------------------------------------------------------------------
+
+  /// What a simulated call that takes time does with the clock: the simulation moves virtual
+  /// time forward by the given span, firing the timers due on the way (their messages are
+  /// delivered before the call's answer, as they would be while a real call blocks).
+  void set_blocker(std::function<void(std::chrono::milliseconds)> block);
+  /// Runs `fn` when virtual time reaches `at` (the simulation's `advance` fires it).
+  void schedule(std::chrono::milliseconds at, std::function<void()> fn);
+  /// The time of the earliest scheduled call; nullopt if there is none.
+  std::optional<std::chrono::milliseconds> next_due() const;
+  /// Runs every scheduled call due at or before `now`, in time order. Returns how many ran.
+  std::size_t fire_due(std::chrono::milliseconds now);
 
   struct state;
 

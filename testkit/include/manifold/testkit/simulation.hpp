@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -11,6 +12,7 @@
 #include <caf/fwd.hpp>
 
 #include "manifold/actors/errors.hpp"
+#include "manifold/actors/messages.hpp"
 #include "manifold/actors/model.hpp"
 #include "manifold/connectors/sdk.hpp"
 #include "manifold/testkit/simulated_plant.hpp"
@@ -107,6 +109,16 @@ public:
   /// The node's metrics, as the gateway would serve them (readings, actions, connector state).
   node_metrics& metrics();
   caf::actor supervisor(const std::string& connector) const;
+
+  /// The supervisor's status of a connector (state, restarts, last error); nullopt for an
+  /// unknown connector.
+  std::optional<connector_status> status(const std::string& connector);
+  /// Kills the running actor of a connector with an error, as an exception escaping one of its
+  /// handlers would: its supervisor sees a crash and restarts it after its backoff (in virtual
+  /// time). False when the connector has no running actor.
+  bool crash(const std::string& connector, const std::string& why = "simulated crash");
+  /// Called with every reading the data bus delivers, after `latest` has it.
+  void on_reading(std::function<void(const point_reading&)> fn);
 
   /// Stops every actor and delivers their exits. Idempotent; the destructor calls it.
   void stop();
