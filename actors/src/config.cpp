@@ -338,13 +338,7 @@ void map_reader::finish() {
   }
 }
 
-// -- loader ----------------------------------------------------------------------------------------
-
-namespace {
-
-using namespace std::chrono_literals;
-
-std::optional<value> parse_scalar_value(const YAML::Node& n, value_type t) {
+std::optional<value> parse_scalar(const YAML::Node& n, value_type t) {
   if (!n.IsScalar()) return std::nullopt;
   const auto& s = n.Scalar();
   try {
@@ -361,7 +355,7 @@ std::optional<value> parse_scalar_value(const YAML::Node& n, value_type t) {
       }
       case value_type::float64: {
         auto v = std::stod(s, &used);
-        if (used != s.size()) return std::nullopt;
+        if (used != s.size() || !std::isfinite(v)) return std::nullopt;
         return value{v};
       }
       case value_type::string: return value{s};
@@ -371,6 +365,12 @@ std::optional<value> parse_scalar_value(const YAML::Node& n, value_type t) {
   }
   return std::nullopt;
 }
+
+// -- loader ----------------------------------------------------------------------------------------
+
+namespace {
+
+using namespace std::chrono_literals;
 
 class loader {
 public:
@@ -657,7 +657,7 @@ private:
     if (p.min && p.max && *p.min > *p.max)
       r.error("max", "'max' must not be less than 'min'");
     if (auto def = r.take("default"); def.IsDefined() && !def.IsNull()) {
-      auto v = parse_scalar_value(def, p.type);
+      auto v = parse_scalar(def, p.type);
       if (!v)
         r.error("default", std::string{"'default' must be a "} + to_string(p.type) + ", got " +
                              describe(def));

@@ -4,35 +4,6 @@
 
 namespace manifold::testkit {
 
-std::optional<value> scalar_as(const YAML::Node& node, value_type type) {
-  if (!node.IsScalar()) return std::nullopt;
-  const auto& s = node.Scalar();
-  try {
-    std::size_t used = 0;
-    switch (type) {
-    case value_type::boolean:
-      if (s == "true") return value{true};
-      if (s == "false") return value{false};
-      return std::nullopt;
-    case value_type::int64: {
-      auto v = std::stoll(s, &used, 0);
-      if (used != s.size()) return std::nullopt;
-      return value{static_cast<std::int64_t>(v)};
-    }
-    case value_type::float64: {
-      auto v = std::stod(s, &used);
-      if (used != s.size() || !std::isfinite(v)) return std::nullopt;
-      return value{v};
-    }
-    case value_type::string: return value{s};
-    case value_type::bytes: return value{bytes(s.begin(), s.end())};
-    }
-  } catch (const std::exception&) {
-    // stoll/stod throw on text that is no number: the caller reports the type mismatch.
-  }
-  return std::nullopt;
-}
-
 namespace {
 
 std::string number_text(double d) {

@@ -100,6 +100,9 @@ private:
 };
 
 source_location location_of(const YAML::Node& node, const std::string& file);
+/// A YAML scalar as a value of type `t` (integers in any base stoll reads, finite doubles,
+/// `true`/`false`); nullopt when it is not one.
+std::optional<value> parse_scalar(const YAML::Node& node, value_type t);
 std::optional<std::chrono::milliseconds> parse_duration(const std::string& text);
 bool valid_name(const std::string& name);
 

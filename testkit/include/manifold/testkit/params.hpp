@@ -7,6 +7,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "manifold/actors/config.hpp"
 #include "manifold/actors/errors.hpp"
 #include "manifold/actors/model.hpp"
 
@@ -14,9 +15,10 @@
 /// reaches a connector, so the sandbox refuses what a node would refuse.
 namespace manifold::testkit {
 
-/// A scalar read as `type`: booleans `true`/`false`, decimal (or 0x) integers, decimal numbers,
-/// any text for strings and bytes. nullopt when it does not read as that type.
-std::optional<value> scalar_as(const YAML::Node& node, value_type type);
+/// A scalar read as `type`, exactly as the node config reads it (`config::parse_scalar`).
+inline std::optional<value> scalar_as(const YAML::Node& node, value_type type) {
+  return config::parse_scalar(node, type);
+}
 
 /// Types the raw parameters (scalars from a scenario, or the text of `key=value`) per the
 /// action's declaration: every name must be declared, every required one present (or filled
