@@ -297,12 +297,16 @@ std::optional<secret> map_reader::get_secret(const std::string& key, bool requir
       error(key, "'" + key + "': environment variable " + name + " is not set");
       return std::nullopt;
     }
+    if (!*v) {
+      error(key, "'" + key + "': environment variable " + name + " is empty");
+      return std::nullopt;
+    }
     log::register_secret(v);
     return secret{v, "env:" + name};
   }
-  if (!valid_name(name)) {
+  if (!valid_name(name) || name.front() == '.') {
     error(key, "'" + key + "': secret name '" + name +
-                 "' must be 1 to 64 letters, digits, '-', '_' or '.'");
+                 "' must be 1 to 64 letters, digits, '-', '_' or '.', not starting with '.'");
     return std::nullopt;
   }
   auto path = secrets_dir_ + "/" + name;
@@ -316,6 +320,10 @@ std::optional<secret> map_reader::get_secret(const std::string& key, bool requir
   auto v = text.str();
   // Files made with `echo` or by editors end in a newline that is not part of the secret.
   while (!v.empty() && (v.back() == '\n' || v.back() == '\r')) v.pop_back();
+  if (v.empty()) {
+    error(key, "'" + key + "': secret '" + name + "' is empty (" + path + ")");
+    return std::nullopt;
+  }
   log::register_secret(v);
   return secret{v, "secret:" + name};
 }

@@ -140,6 +140,7 @@ int sandbox_run(const sandbox_options& o) {
   }
 
   auto hash = combined_hash(reports);
+  bool report_failed = false; // A CI job must not pass without the report it asked for.
   if (!o.trace.empty()) {
     std::ofstream out{o.trace};
     for (auto& r : reports) {
@@ -147,10 +148,15 @@ int sandbox_run(const sandbox_options& o) {
       for (auto& e : r.trace)
         out << e.to_string() << '\n';
     }
-    if (!out) std::cerr << "error: cannot write the trace to " << o.trace << '\n';
+    if (!out) {
+      std::cerr << "error: cannot write the trace to " << o.trace << '\n';
+      report_failed = true;
+    }
   }
-  if (!o.junit.empty() && !write_junit(o.junit, reports))
+  if (!o.junit.empty() && !write_junit(o.junit, reports)) {
     std::cerr << "error: cannot write the JUnit report to " << o.junit << '\n';
+    report_failed = true;
+  }
 
   if (o.as_json) {
     json j;
@@ -185,7 +191,7 @@ int sandbox_run(const sandbox_options& o) {
                   << "; replay: " << replay_command({r.file}, r.seed) << '\n';
     return exit_failed;
   }
-  return load_failed ? exit_usage : exit_ok;
+  return load_failed || report_failed ? exit_usage : exit_ok;
 }
 
 /// `A..B` (inclusive, at most `max_sweep` seeds); nullopt when it does not read so.

@@ -379,7 +379,8 @@ void get_ready(gateway_actor* self, const exchange_ptr& ex, const path_params&,
       if (!a.status)
         reasons.push_back(who + " did not answer: " + a.failure);
       else if (a.status->state == connector_state::failed ||
-               a.status->state == connector_state::starting)
+               a.status->state == connector_state::starting ||
+               a.status->state == connector_state::stopped)
         reasons.push_back(who + " is " + to_string(a.status->state) +
                           (a.status->last_error.empty() ? "" : ": " + a.status->last_error));
     }

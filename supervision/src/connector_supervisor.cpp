@@ -149,6 +149,13 @@ std::string milliseconds_text(std::chrono::microseconds d) {
   return buf;
 }
 
+/// While the connector does not run, nobody updates its points: mark them stale, with why.
+void mark_points_stale(supervisor_actor* self, const std::string& why) {
+  auto& st = self->state;
+  for (auto& d : st.ctx.config->devices)
+    connectors::publish_stale(self, st.ctx, d, "connector '" + st.ctx.name() + "' " + why);
+}
+
 void escalate(supervisor_actor* self) {
   auto& st = self->state;
   if (st.parent) self->send(st.parent, escalate_atom::value, st.ctx.name(), st.last_error);
@@ -162,6 +169,7 @@ void on_crash(supervisor_actor* self, std::string error) {
   auto at = now(st);
   // Crash reports travel to the API and logs: no secret value goes with them.
   st.last_error = log::redact(std::move(error));
+  mark_points_stale(self, "crashed: " + st.last_error);
   set_up(self, false);
   st.recent_crashes.push_back(at);
   while (!st.recent_crashes.empty() && at - st.recent_crashes.front() > rc.window)
@@ -310,6 +318,7 @@ caf::behavior connector_supervisor(supervisor_actor* self, connectors::connector
       drop_child(self, caf::exit_reason::user_shutdown);
       set_state(self, connector_state::stopped);
       set_up(self, false);
+      mark_points_stale(self, "was stopped");
       st.log.info("connector stopped on request", {{"connector", st.ctx.name()}});
       return own_status(self);
     },

@@ -20,6 +20,12 @@
 
 namespace manifold::testkit {
 
+/// The latest a step may be. A run keeps its whole event trace in memory (about 3 MB per
+/// simulated hour for one device polled every second), so a scenario is bounded to a week.
+// TODO(testkit): stream the trace to its hash (and to --trace) instead of keeping it, then lift
+// this bound; until then a longer scenario is refused at load time rather than exhausting memory.
+constexpr std::chrono::milliseconds max_scenario_time = std::chrono::hours{24 * 7};
+
 namespace {
 
 using namespace std::chrono_literals;
@@ -304,7 +310,7 @@ private:
           r.error("follow", "'follow' is a number or a point of the same modbus device, got '" +
                                 scalar_text(f) + "'");
         }
-        d.tau = r.get_duration("tau", 0ms, std::chrono::hours{24 * 366}).value_or(0ms);
+        d.tau = r.get_duration("tau", 0ms, max_scenario_time).value_or(0ms);
       }
       if (auto c = r.take("counter"); c.IsDefined()) {
         d.model = dynamic_source::kind::counter;
@@ -321,7 +327,7 @@ private:
           for (auto e : sc) {
             map_reader er{e, file_, diag_, "a script entry"};
             if (!er.ok()) continue;
-            auto at = er.get_duration("at", 0ms, std::chrono::hours{24 * 366}, true);
+            auto at = er.get_duration("at", 0ms, max_scenario_time, true);
             auto v = er.get_double("value", true);
             er.finish();
             if (!at || !v) continue;
@@ -408,7 +414,7 @@ private:
     if (!r.ok()) return;
     scenario_step st;
     st.where = r.where();
-    if (auto at = r.get_duration("at", 0ms, std::chrono::hours{24 * 366}, true)) st.at = *at;
+    if (auto at = r.get_duration("at", 0ms, max_scenario_time, true)) st.at = *at;
     if (!s.steps.empty() && st.at < s.steps.back().at)
       r.error("at", "steps must be in time order: this one is at " + format_elapsed(st.at) +
                         ", the one before at " + format_elapsed(s.steps.back().at));
@@ -624,7 +630,7 @@ private:
         e.error("stays_within", "'stays_within' is [low, high], got " + scalar_text(w));
       else
         st.stays_within = {std::get<double>(*lo), std::get<double>(*hi)};
-      st.window = e.get_duration("for", 1ms, std::chrono::hours{24 * 366}, true).value_or(0ms);
+      st.window = e.get_duration("for", 1ms, max_scenario_time, true).value_or(0ms);
     } else if (e.has("for")) {
       e.error("for", "'for' goes with 'stays_within'");
     }

@@ -38,8 +38,8 @@ config::load_result load(const std::string& text, config::load_options options =
 }
 
 /// The single diagnostic of a load that must fail, as `file:line:col: message`.
-std::string only_error(const std::string& text) {
-  auto r = load(text);
+std::string only_error(const std::string& text, config::load_options options = {}) {
+  auto r = load(text, options);
   EXPECT_FALSE(r.config.has_value());
   EXPECT_EQ(r.diag.items().size(), 1u) << r.diag.to_string();
   return r.diag.items().empty() ? std::string{} : r.diag.items().front().to_string();
@@ -273,6 +273,18 @@ TEST(config_secrets, an_inline_credential_is_rejected_without_echoing_it) {
   EXPECT_NE(e.find("node.yaml:4:15: 'password' must not be written inline"), std::string::npos)
     << e;
   EXPECT_EQ(e.find("hunter2"), std::string::npos) << e;
+}
+
+TEST(config_secrets, an_empty_secret_is_an_error_not_a_missing_password) {
+  test::temp_dir dir;
+  dir.write("blank", "\n");
+  auto e = only_error(secret_config("{secret: blank}"), {dir.path()});
+  EXPECT_NE(e.find("secret 'blank' is empty"), std::string::npos) << e;
+  e = only_error(secret_config("{secret: ..}"), {dir.path()});
+  EXPECT_NE(e.find("not starting with '.'"), std::string::npos) << e;
+  ::setenv("MANIFOLD_TEST_EMPTY", "", 1);
+  e = only_error(secret_config("{env: MANIFOLD_TEST_EMPTY}"));
+  EXPECT_NE(e.find("environment variable MANIFOLD_TEST_EMPTY is empty"), std::string::npos) << e;
 }
 
 TEST(config_secrets, a_missing_secret_names_the_file_it_expected) {

@@ -175,6 +175,12 @@ TEST(cli, connector_lifecycle_by_hand) {
   auto stop = manifold({"connector", "stop", "sim", "--json", "--url", node.url});
   ASSERT_EQ(stop.exit_code, 0) << stop.output;
   EXPECT_EQ(json::parse(stop.output)["state"], "stopped");
+  // Nobody updates a stopped connector's points: they read stale, and the node is not ready.
+  ASSERT_TRUE(wait_until([&] {
+    return http_get(node.port, "/v1/devices/counter-1/points/count").body.find("\"stale\"") !=
+           std::string::npos;
+  })) << http_get(node.port, "/v1/devices/counter-1/points/count").body;
+  EXPECT_EQ(http_get(node.port, "/readyz").status, 503);
   // A stopped connector's devices answer 503 unavailable, quickly.
   auto r = http_post(node.port, "/v1/devices/switch-1/actions/toggle", "{}");
   EXPECT_EQ(r.status, 503) << r.body;
@@ -182,6 +188,7 @@ TEST(cli, connector_lifecycle_by_hand) {
 
   auto start = manifold({"connector", "start", "sim", "--url", node.url});
   ASSERT_EQ(start.exit_code, 0) << start.output;
+  EXPECT_TRUE(wait_until([&] { return http_get(node.port, "/readyz").status == 200; }));
   EXPECT_NE(start.output.find("running"), std::string::npos) << start.output;
   EXPECT_EQ(http_post(node.port, "/v1/devices/switch-1/actions/toggle", "{}").status, 200);
 
@@ -192,6 +199,13 @@ TEST(cli, connector_lifecycle_by_hand) {
   auto unknown = manifold({"connector", "stop", "nope", "--url", node.url});
   EXPECT_EQ(unknown.exit_code, 1) << unknown.output;
   EXPECT_NE(unknown.output.find("not_found"), std::string::npos) << unknown.output;
+}
+
+TEST(cli, a_sandbox_report_that_cannot_be_written_fails_the_run) {
+  auto r = manifold({"sandbox", "run", source_dir + "/tests/scenarios/sim_thermostat.yaml",
+                     "--junit", "/nonexistent-dir/report.xml"});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("cannot write the JUnit report"), std::string::npos) << r.output;
 }
 
 TEST(cli, node_stops_cleanly_on_sigterm) {
