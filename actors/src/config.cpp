@@ -38,7 +38,8 @@ void diagnostics::sort() {
 std::string diagnostics::to_string() const {
   std::string out;
   for (auto& d : items_) {
-    out += d.to_string();
+    // A secret's value written by mistake into another field is not echoed either.
+    out += log::redact(d.to_string());
     out += '\n';
   }
   return out;

@@ -10,6 +10,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "manifold/actors/log.hpp"
 #include "manifold/cli/http_client.hpp"
 #include "manifold/cli/node_runtime.hpp"
 #include "sandbox_commands.hpp"
@@ -277,7 +278,7 @@ int config_check(const std::string& file, bool as_json, const config::load_optio
       out["errors"].push_back({{"file", d.where.file},
                                {"line", d.where.line},
                                {"column", d.where.column},
-                               {"message", d.message}});
+                               {"message", log::redact(d.message)}});
     if (result.config) {
       std::size_t devices = 0;
       for (auto& c : result.config->connectors) devices += c.devices.size();

@@ -287,6 +287,17 @@ TEST(config_secrets, an_empty_secret_is_an_error_not_a_missing_password) {
   EXPECT_NE(e.find("environment variable MANIFOLD_TEST_EMPTY is empty"), std::string::npos) << e;
 }
 
+TEST(config_secrets, a_secret_value_written_into_another_field_is_not_echoed) {
+  test::temp_dir dir;
+  dir.write("pw", "Reused-Secret-9");
+  auto r = load("connectors:\n  - name: p\n    type: plain\n    password: {secret: pw}\n"
+                "    poll_interval: Reused-Secret-9\n    devices: []\n",
+                {dir.path()});
+  ASSERT_FALSE(r.config);
+  EXPECT_EQ(r.diag.to_string().find("Reused-Secret-9"), std::string::npos) << r.diag.to_string();
+  EXPECT_NE(r.diag.to_string().find("got '***'"), std::string::npos) << r.diag.to_string();
+}
+
 TEST(config_secrets, a_missing_secret_names_the_file_it_expected) {
   test::temp_dir dir;
   auto e = only_error(secret_config("{secret: nope}"));
