@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "manifold/testkit/scenario.hpp"
+#include "testkit/scenario_support.hpp"
 #include "support/processes.hpp"
 
 namespace {
@@ -13,23 +14,15 @@ using namespace std::chrono_literals;
 using namespace manifold;
 
 testkit::scenario load(const std::string& path) {
-  auto r = testkit::load_scenario(path);
-  if (!r.value) throw std::runtime_error(r.diag.to_string());
-  return *r.value;
+  return test::load_scenario_or_throw(path);
 }
 
 testkit::step_result step(const testkit::scenario_report& rep, std::size_t index) {
-  for (auto& s : rep.steps)
-    if (s.index == index) return s;
-  ADD_FAILURE() << "no step " << index;
-  return {};
+  return test::step_of(rep, index);
 }
 
 std::string failures(const testkit::scenario_report& rep) {
-  std::string out;
-  for (auto& s : rep.steps)
-    if (!s.passed) out += std::to_string(s.index) + " " + s.description + ": " + s.message + "\n";
-  return out;
+  return test::failed_steps(rep);
 }
 
 // A response timeout (10s) longer than the action timeout (2s): a slow unit makes the

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "manifold/testkit/scenario.hpp"
+#include "testkit/scenario_support.hpp"
 #include "support/processes.hpp"
 
 namespace {
@@ -26,16 +27,11 @@ std::vector<std::string> example_scenarios() {
 }
 
 testkit::scenario load(const std::string& path) {
-  auto r = testkit::load_scenario(path);
-  if (!r.value) throw std::runtime_error(r.diag.to_string());
-  return *r.value;
+  return test::load_scenario_or_throw(path);
 }
 
 std::string failures(const testkit::scenario_report& rep) {
-  std::string out;
-  for (auto& s : rep.steps)
-    if (!s.passed) out += s.where.to_string() + ": " + s.description + ": " + s.message + "\n";
-  return out;
+  return test::failed_steps(rep);
 }
 
 const char* pump_header = R"(seed: 5
