@@ -23,6 +23,7 @@
 
 #include "manifold/actors/data_bus.hpp"
 #include "manifold/actors/metrics.hpp"
+#include "manifold/connectors/basic_connector_type.hpp"
 #include "manifold/connectors/sdk.hpp"
 #include "manifold/supervision/connector_supervisor.hpp"
 
@@ -150,17 +151,8 @@ caf::behavior crashy(caf::stateful_actor<crashy_state>* self, connectors::connec
   };
 }
 
-class crashy_type : public connectors::connector_type {
-public:
-  std::string name() const override { return "crashy"; }
-  config::connector_schema& schema() override { return schema_; }
-  caf::actor spawn(caf::actor_system& sys, connectors::connector_context ctx) override {
-    return sys.spawn(crashy, std::move(ctx));
-  }
-
-private:
-  crashy_schema schema_;
-};
+/// `crashy`: its schema and behaviour, one actor per instance.
+using crashy_type = connectors::basic_connector_type<crashy_schema, &crashy>;
 
 /// Records when each instance's first reading reached the bus's subscribers.
 class arrival_sink : public reading_sink {
@@ -191,7 +183,7 @@ std::vector<std::int64_t> crash_to_first_reading(caf::actor_system& sys, std::si
   cc.restart.max_backoff = backoff; // No doubling: every restart waits the same.
   cc.restart.max_restarts = static_cast<std::uint32_t>(n + 10);
   cc.restart.window = 1h;
-  crashy_type type;
+  crashy_type type{"crashy"};
   instances = 0;
   auto sup = supervision::spawn_connector_supervisor(
     sys, type, connectors::make_connector_context(cc, bus, metrics, nullptr));

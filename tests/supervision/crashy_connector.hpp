@@ -9,6 +9,7 @@
 #include <caf/event_based_actor.hpp>
 #include <caf/stateful_actor.hpp>
 
+#include "manifold/connectors/basic_connector_type.hpp"
 #include "manifold/connectors/sdk.hpp"
 
 namespace manifold::test {
@@ -100,16 +101,7 @@ inline caf::behavior crashy(caf::stateful_actor<crashy_state>* self, connectors:
   };
 }
 
-class crashy_type : public connectors::connector_type {
-public:
-  std::string name() const override { return "crashy"; }
-  config::connector_schema& schema() override { return schema_; }
-  caf::actor spawn(caf::actor_system& sys, connectors::connector_context ctx) override {
-    return sys.spawn(crashy, std::move(ctx));
-  }
-
-private:
-  crashy_schema schema_;
-};
+/// `crashy`: its schema and behaviour, one actor per instance.
+using crashy_type = connectors::basic_connector_type<crashy_schema, &crashy>;
 
 } // namespace manifold::test

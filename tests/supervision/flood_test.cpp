@@ -18,6 +18,7 @@
 #include "manifold/actors/data_bus.hpp"
 #include "manifold/actors/errors.hpp"
 #include "manifold/actors/metrics.hpp"
+#include "manifold/connectors/basic_connector_type.hpp"
 #include "manifold/supervision/connector_supervisor.hpp"
 #include "support/processes.hpp"
 
@@ -102,17 +103,8 @@ caf::behavior flood(caf::stateful_actor<flood_state>* self, connectors::connecto
   };
 }
 
-class flood_type : public connectors::connector_type {
-public:
-  std::string name() const override { return "flood"; }
-  config::connector_schema& schema() override { return schema_; }
-  caf::actor spawn(caf::actor_system& sys, connectors::connector_context ctx) override {
-    return sys.spawn(flood, std::move(ctx));
-  }
-
-private:
-  flood_schema schema_;
-};
+/// `flood`: its schema and behaviour, one actor per instance.
+using flood_type = connectors::basic_connector_type<flood_schema, &flood>;
 
 /// Counts the flood's readings as the bus delivers them and checks their order; keeps the healthy
 /// counter's latest value without asking the bus (a `get` would make the bus drain every queue).
@@ -197,7 +189,7 @@ struct flood_test : ::testing::Test {
     sys_cfg.set("scheduler.max-threads", std::size_t{4});
     sys = std::make_unique<caf::actor_system>(sys_cfg);
     registry.add(connectors::make_sim_connector());
-    registry.add(std::make_unique<flood_type>());
+    registry.add(std::make_unique<flood_type>("flood"));
     auto loaded = config::load_string(config_text, "t.yaml", registry.schemas(), registry.names());
     ASSERT_TRUE(loaded.config) << loaded.diag.to_string();
     cfg = *loaded.config;

@@ -8,6 +8,7 @@
 #include <caf/stateful_actor.hpp>
 #include <nlohmann/json.hpp>
 
+#include "manifold/connectors/basic_connector_type.hpp"
 #include "manifold/cli/node_runtime.hpp"
 #include "support/http.hpp"
 #include "support/processes.hpp"
@@ -75,17 +76,8 @@ caf::behavior spy(caf::stateful_actor<spy_state>* self, connectors::connector_co
   };
 }
 
-class spy_type : public connectors::connector_type {
-public:
-  std::string name() const override { return "spy"; }
-  config::connector_schema& schema() override { return schema_; }
-  caf::actor spawn(caf::actor_system& sys, connectors::connector_context ctx) override {
-    return sys.spawn(spy, std::move(ctx));
-  }
-
-private:
-  spy_schema schema_;
-};
+/// `spy`: its schema and behaviour, one actor per instance.
+using spy_type = connectors::basic_connector_type<spy_schema, &spy>;
 
 // -- fixture -----------------------------------------------------------------------------------------
 
@@ -101,7 +93,7 @@ struct isolation_test : ::testing::Test {
     dir.write("a-password", secret_a + "\n");
     ::setenv("MANIFOLD_TEST_B_PASSWORD", secret_b.c_str(), 1);
     auto registry = connectors::connector_registry::builtin();
-    registry.add(std::make_unique<spy_type>());
+    registry.add(std::make_unique<spy_type>("spy"));
     auto text = "node: {secrets_dir: '" + dir.path() + "'}\n"
                 "gateway: {listen: '127.0.0.1:0'}\n"
                 "connectors:\n"
@@ -177,7 +169,7 @@ TEST_F(isolation_test, no_secret_surfaces_in_api_cli_logs_or_crash_reports) {
 
 TEST_F(isolation_test, config_errors_never_echo_a_secret) {
   auto registry = connectors::connector_registry::builtin();
-  registry.add(std::make_unique<spy_type>());
+  registry.add(std::make_unique<spy_type>("spy"));
   auto r = config::load_string("connectors:\n  - {name: a, type: spy, password: " + secret_a +
                                  ", devices: []}\n",
                                "bad.yaml", registry.schemas(), registry.names());

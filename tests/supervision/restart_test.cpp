@@ -54,7 +54,7 @@ struct supervision_test : ::testing::Test {
     sys_cfg.set("scheduler.max-threads", std::size_t{4});
     sys = std::make_unique<caf::actor_system>(sys_cfg);
     registry.add(connectors::make_sim_connector());
-    registry.add(std::make_unique<crashy_type>());
+    registry.add(std::make_unique<crashy_type>("crashy"));
     auto loaded = config::load_string(config_text, "t.yaml", registry.schemas(), registry.names());
     ASSERT_TRUE(loaded.config) << loaded.diag.to_string();
     cfg = *loaded.config;
@@ -258,7 +258,7 @@ TEST(supervision_kinds, a_temporary_connector_is_not_restarted_after_a_crash) {
   caf::actor_system_config sys_cfg;
   caf::actor_system sys{sys_cfg};
   connectors::connector_registry registry;
-  registry.add(std::make_unique<crashy_type>());
+  registry.add(std::make_unique<crashy_type>("crashy"));
   auto loaded = config::load_string("connectors:\n  - name: once\n    type: crashy\n"
                                     "    restart: {kind: temporary}\n    devices: [{name: f1}]\n",
                                     "t.yaml", registry.schemas(), registry.names());
@@ -324,7 +324,7 @@ TEST(supervision_isolation, a_crash_looping_neighbour_leaves_the_healthy_rate_wi
   caf::actor_system_config sys_cfg;
   caf::actor_system sys{sys_cfg};
   auto registry = connectors::connector_registry::builtin();
-  registry.add(std::make_unique<crashy_type>());
+  registry.add(std::make_unique<crashy_type>("crashy"));
   auto loaded = config::load_string(
     "connectors:\n"
     "  - {name: healthy, type: sim, poll_interval: 10ms, devices: [{name: c1, model: counter}]}\n"

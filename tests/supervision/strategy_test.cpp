@@ -42,7 +42,7 @@ struct root_fixture {
 
   explicit root_fixture(const std::string& text) {
     sys = std::make_unique<caf::actor_system>(sys_cfg);
-    registry.add(std::make_unique<test::crashy_type>());
+    registry.add(std::make_unique<test::crashy_type>("crashy"));
     auto loaded = config::load_string(text, "t.yaml", registry.schemas(), registry.names());
     EXPECT_TRUE(loaded.config) << loaded.diag.to_string();
     bus = spawn_data_bus(*sys, nullptr);
@@ -160,7 +160,7 @@ TEST(root_supervision, past_its_own_intensity_the_root_gives_up) {
 
 TEST(root_supervision, strategy_is_checked_in_the_config) {
   connectors::connector_registry registry;
-  registry.add(std::make_unique<test::crashy_type>());
+  registry.add(std::make_unique<test::crashy_type>("crashy"));
   auto r = config::load_string("node: {supervision: {strategy: all_for_one}}\nconnectors: []\n",
                                "t.yaml", registry.schemas(), registry.names());
   ASSERT_FALSE(r.config);

@@ -14,6 +14,7 @@
 #include "manifold/actors/errors.hpp"
 #include "manifold/actors/metrics.hpp"
 #include "manifold/connectors/modbus_transport.hpp"
+#include "manifold/connectors/basic_connector_type.hpp"
 #include "manifold/connectors/sdk.hpp"
 #include "modbus/modbus_codec.hpp"
 #include "modbus/modbus_planner.hpp"
@@ -381,22 +382,13 @@ caf::behavior modbus_connector(modbus_actor* self, connector_context ctx) {
   };
 }
 
-class modbus_type : public connector_type {
-public:
-  std::string name() const override { return "modbus"; }
-  config::connector_schema& schema() override { return schema_; }
-  caf::actor spawn(caf::actor_system& sys, connector_context ctx) override {
-    return sys.spawn(modbus_connector, std::move(ctx));
-  }
-
-private:
-  modbus_schema schema_;
-};
+/// `modbus`: its schema and behaviour, one actor per instance.
+using modbus_type = basic_connector_type<modbus_schema, &modbus_connector>;
 
 } // namespace
 
 std::unique_ptr<connector_type> make_modbus_connector() {
-  return std::make_unique<modbus_type>();
+  return std::make_unique<modbus_type>("modbus");
 }
 
 } // namespace manifold::connectors

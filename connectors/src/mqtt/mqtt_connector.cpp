@@ -20,6 +20,7 @@
 #include "manifold/actors/errors.hpp"
 #include "manifold/actors/metrics.hpp"
 #include "manifold/connectors/mqtt_transport.hpp"
+#include "manifold/connectors/basic_connector_type.hpp"
 #include "manifold/connectors/sdk.hpp"
 #include "manifold/connectors/transport.hpp"
 #include "mqtt/mqtt_mapping.hpp"
@@ -399,22 +400,13 @@ caf::behavior mqtt_connector(mqtt_actor* self, connector_context ctx) {
   };
 }
 
-class mqtt_type : public connector_type {
-public:
-  std::string name() const override { return "mqtt"; }
-  config::connector_schema& schema() override { return schema_; }
-  caf::actor spawn(caf::actor_system& sys, connector_context ctx) override {
-    return sys.spawn(mqtt_connector, std::move(ctx));
-  }
-
-private:
-  mqtt_schema schema_;
-};
+/// `mqtt`: its schema and behaviour, one actor per instance.
+using mqtt_type = basic_connector_type<mqtt_schema, &mqtt_connector>;
 
 } // namespace
 
 std::unique_ptr<connector_type> make_mqtt_connector() {
-  return std::make_unique<mqtt_type>();
+  return std::make_unique<mqtt_type>("mqtt");
 }
 
 } // namespace manifold::connectors

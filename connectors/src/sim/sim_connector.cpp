@@ -11,6 +11,7 @@
 #include <caf/stateful_actor.hpp>
 
 #include "manifold/actors/errors.hpp"
+#include "manifold/connectors/basic_connector_type.hpp"
 #include "manifold/connectors/sdk.hpp"
 
 namespace manifold::connectors {
@@ -310,22 +311,13 @@ caf::behavior sim_connector(sim_actor* self, connector_context ctx) {
   };
 }
 
-class sim_type : public connector_type {
-public:
-  std::string name() const override { return "sim"; }
-  config::connector_schema& schema() override { return schema_; }
-  caf::actor spawn(caf::actor_system& sys, connector_context ctx) override {
-    return sys.spawn(sim_connector, std::move(ctx));
-  }
-
-private:
-  sim_schema schema_;
-};
+/// `sim`: its schema and behaviour, one actor per instance.
+using sim_type = basic_connector_type<sim_schema, &sim_connector>;
 
 } // namespace
 
 std::unique_ptr<connector_type> make_sim_connector() {
-  return std::make_unique<sim_type>();
+  return std::make_unique<sim_type>("sim");
 }
 
 } // namespace manifold::connectors
