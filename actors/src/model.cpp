@@ -142,6 +142,27 @@ const device_config* connector_config::device(const std::string& n) const {
   return nullptr;
 }
 
+bool placement_config::matches(const std::map<std::string, std::string>& labels) const {
+  if (!node.empty()) return false;
+  for (auto& [k, v] : selector) {
+    auto i = labels.find(k);
+    if (i == labels.end() || i->second != v) return false;
+  }
+  return true;
+}
+
+std::string placement_config::to_string() const {
+  std::string out;
+  if (!node.empty()) {
+    out = "node=" + node;
+  } else {
+    for (auto& [k, v] : selector) out += (out.empty() ? "" : ",") + k + "=" + v;
+    if (out.empty()) out = "any node";
+  }
+  if (failover) out += ", failover";
+  return out;
+}
+
 const connector_config* node_config::connector(const std::string& n) const {
   for (auto& c : connectors)
     if (c.name == n) return &c;

@@ -174,6 +174,23 @@ struct queue_config {
   std::size_t max_pending_actions = 64;
 };
 
+/// Where in a cluster a connector instance may run. Without a `cluster` section every connector
+/// runs on the one node and this is ignored.
+struct placement_config {
+  std::string node; ///< Pinned to this node id; empty when a selector is used.
+  /// Labels a node must carry, all of them (`role=edge,site=plant-1`); empty when pinned.
+  std::map<std::string, std::string> selector;
+  /// May move to another matching node when its node dies or is drained (needs etcd).
+  bool failover = false;
+  bool declared = false; ///< The config had a `placement` section.
+
+  bool movable() const { return node.empty() && failover; }
+  /// Whether a node carrying `labels` satisfies the selector (a pinned placement matches none).
+  bool matches(const std::map<std::string, std::string>& labels) const;
+  /// `node=ID` or `role=edge,site=plant-1` (plus `, failover`), for logs and status output.
+  std::string to_string() const;
+};
+
 struct connector_config {
   std::string name;
   std::string type;
@@ -181,6 +198,7 @@ struct connector_config {
   std::chrono::milliseconds action_timeout{5000}; ///< How long the connector gives a device.
   restart_config restart;
   queue_config queue;
+  placement_config placement;
   std::vector<device_config> devices;
   source_location where;
   std::any settings;
@@ -214,6 +232,46 @@ struct gateway_config {
   std::size_t stream_queue_limit = 1024; ///< Readings buffered per WebSocket before dropping.
 };
 
+/// Mutual TLS between nodes (CAF's openssl module): every node presents `certificate`/`key` and
+/// accepts only peers whose certificate `ca` signed. All three set, or none.
+struct cluster_tls_config {
+  std::string certificate; ///< PEM file.
+  std::string key;         ///< PEM file.
+  std::string ca;          ///< PEM file of the CA that signs every node's certificate.
+
+  bool enabled() const { return !certificate.empty(); }
+};
+
+/// etcd (v3, over its HTTP/JSON gateway) as the store of membership leases, the leader and
+/// connector ownership. Without it a cluster runs pinned connectors only and never fails over.
+struct etcd_config {
+  std::vector<std::string> endpoints; ///< `http://host:port`; tried in order.
+  std::string prefix = "/manifold";   ///< Every key lives under `<prefix>/<cluster name>/`.
+  std::chrono::milliseconds lease_ttl{5000};
+  /// A node that could not renew its lease stops its movable connectors this long before the
+  /// lease can expire in etcd, so a new owner never starts while the old one still drives.
+  std::chrono::milliseconds fence_margin{1500};
+  std::chrono::milliseconds request_timeout{1000}; ///< One HTTP call to etcd.
+};
+
+struct cluster_config {
+  bool enabled = false;                ///< The config had a `cluster` section.
+  std::string name = "manifold";       ///< Nodes of different clusters refuse each other.
+  std::string host = "127.0.0.1";      ///< Where this node accepts other nodes (BASP over TCP).
+  std::uint16_t port = 7400;           ///< 0 picks a free port.
+  std::vector<std::string> seeds;      ///< `host:port` of nodes to join through.
+  std::chrono::milliseconds heartbeat_interval{500};
+  std::chrono::milliseconds failure_timeout{3000}; ///< Silent this long: the node is down.
+  /// How long the gateway waits for another node before answering 503 (never longer than the
+  /// gateway's own request_timeout).
+  std::chrono::milliseconds request_timeout{3000};
+  cluster_tls_config tls;
+  std::optional<etcd_config> etcd;
+  /// A digest of the `connectors` section; nodes refuse a peer whose digest differs, since
+  /// placement needs every node to know every connector the same way.
+  std::string connectors_digest;
+};
+
 struct node_config {
   std::string id = "manifold";
   std::map<std::string, std::string> labels;
@@ -222,6 +280,7 @@ struct node_config {
   std::string secrets_dir;        ///< Where `{secret: NAME}` files are read from.
   root_supervision_config supervision;
   gateway_config gateway;
+  cluster_config cluster;
   std::vector<connector_config> connectors;
   std::string source; ///< File name the config was read from, or `<embedded>`.
 
