@@ -10,6 +10,7 @@
 #include <tuple>
 #include <unordered_map>
 #include <unordered_set>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <limits>
@@ -381,6 +382,24 @@ namespace {
 
 using namespace std::chrono_literals;
 
+/// `HOST:PORT` or `[V6]:PORT` with a port from 0 to 65535.
+bool parse_host_port(const std::string& text, std::string& host_out, std::uint16_t& port_out) {
+  auto colon = text.rfind(':');
+  if (colon == std::string::npos) return false;
+  std::string host = text.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  auto digits = text.substr(colon + 1);
+  if (host.empty() || digits.empty() || digits.size() > 5 ||
+      digits.find_first_not_of("0123456789") != std::string::npos)
+    return false;
+  auto port = std::stoll(digits);
+  if (port > 65535) return false;
+  host_out = host;
+  port_out = static_cast<std::uint16_t>(port);
+  return true;
+}
+
 class loader {
 public:
   loader(std::string file, const schema_lookup& schemas, const std::vector<std::string>& types,
@@ -427,6 +446,7 @@ private:
       secrets_dir_ = env;
     if (secrets_dir_.empty()) secrets_dir_ = "/run/secrets/manifold";
     if (auto n = r.take("gateway"); n.IsDefined() && !n.IsNull()) read_gateway(n, cfg.gateway);
+    if (auto n = r.take("cluster"); n.IsDefined() && !n.IsNull()) read_cluster(n, cfg.cluster);
     auto list = r.take("connectors");
     if (!list.IsDefined() || list.IsNull()) {
       diag_.add(r.where(), "the config: missing required key 'connectors' (a list)");
@@ -437,6 +457,8 @@ private:
     }
     r.finish();
     check_unique_devices(cfg);
+    check_placements(cfg);
+    if (list.IsDefined()) cfg.cluster.connectors_digest = digest_of(list);
   }
 
   void read_node(const YAML::Node& n, node_config& cfg) {
@@ -465,30 +487,212 @@ private:
   void read_gateway(const YAML::Node& n, gateway_config& gw) {
     auto r = reader(n, "'gateway'");
     if (auto v = r.get_string("listen")) {
-      auto colon = v->rfind(':');
-      std::string host = colon == std::string::npos ? "" : v->substr(0, colon);
-      if (host.size() > 2 && host.front() == '[' && host.back() == ']')
-        host = host.substr(1, host.size() - 2);
-      std::int64_t port = -1;
-      if (colon != std::string::npos) {
-        auto digits = v->substr(colon + 1);
-        if (!digits.empty() && digits.size() <= 5 &&
-            digits.find_first_not_of("0123456789") == std::string::npos)
-          port = std::stoll(digits);
-      }
-      if (host.empty() || port < 0 || port > 65535)
+      if (!parse_host_port(*v, gw.host, gw.port))
         r.error("listen", "'listen' must be HOST:PORT with a port from 0 to 65535 (0 picks a free "
                           "port), got '" + *v + "'");
-      else {
-        gw.host = host;
-        gw.port = static_cast<std::uint16_t>(port);
-      }
     }
     if (auto v = r.get_int("max_body_bytes", 1, 16 << 20)) gw.max_body_bytes = *v;
     if (auto v = r.get_int("max_connections", 1, 65536)) gw.max_connections = *v;
     if (auto v = r.get_duration("request_timeout", 10ms, 10min)) gw.request_timeout = *v;
     if (auto v = r.get_int("stream_queue_limit", 1, 1 << 20)) gw.stream_queue_limit = *v;
     r.finish();
+  }
+
+  void read_cluster(const YAML::Node& n, cluster_config& cl) {
+    auto r = reader(n, "'cluster'");
+    if (!r.ok()) return;
+    cl.enabled = true;
+    if (auto v = r.get_name("name", false)) cl.name = *v;
+    if (auto v = r.get_string("listen")) {
+      if (!parse_host_port(*v, cl.host, cl.port))
+        r.error("listen", "'cluster.listen' must be HOST:PORT with a port from 0 to 65535 (0 "
+                          "picks a free port), got '" + *v + "'");
+    }
+    if (auto seeds = r.take("seeds"); seeds.IsDefined() && !seeds.IsNull()) {
+      if (!seeds.IsSequence()) {
+        diag_.add(location_of(seeds, file_),
+                  "'cluster.seeds' must be a list of HOST:PORT, got " + describe(seeds));
+      } else {
+        for (auto s : seeds) {
+          std::string host;
+          std::uint16_t port = 0;
+          if (!s.IsScalar() || !parse_host_port(s.Scalar(), host, port) || port == 0)
+            diag_.add(location_of(s, file_), "a seed must be HOST:PORT with a port from 1 to "
+                                             "65535, got " + describe(s));
+          else
+            cl.seeds.push_back(s.Scalar());
+        }
+      }
+    }
+    if (auto v = r.get_duration("heartbeat_interval", 10ms, 1min)) cl.heartbeat_interval = *v;
+    if (auto v = r.get_duration("failure_timeout", 50ms, 10min)) cl.failure_timeout = *v;
+    if (auto v = r.get_duration("request_timeout", 10ms, 10min)) cl.request_timeout = *v;
+    if (cl.failure_timeout <= cl.heartbeat_interval)
+      r.error("failure_timeout", "'cluster.failure_timeout' (" +
+                                   std::to_string(cl.failure_timeout.count()) +
+                                   " ms) must be longer than 'heartbeat_interval' (" +
+                                   std::to_string(cl.heartbeat_interval.count()) + " ms)");
+    if (auto t = r.take("tls"); t.IsDefined() && !t.IsNull()) read_cluster_tls(t, cl.tls);
+    if (auto e = r.take("etcd"); e.IsDefined() && !e.IsNull()) read_etcd(e, cl);
+    r.finish();
+  }
+
+  void read_cluster_tls(const YAML::Node& n, cluster_tls_config& tls) {
+    auto r = reader(n, "'cluster.tls'");
+    if (!r.ok()) return;
+    auto file = [&](const char* key, std::string& out) {
+      auto v = r.get_string(key, true);
+      if (!v) return;
+      std::ifstream in{*v};
+      if (!in)
+        r.error(key, std::string{"'cluster.tls."} + key + "': cannot read '" + *v +
+                       "': " + std::strerror(errno) + " (expected a PEM file)");
+      else
+        out = *v;
+    };
+    file("certificate", tls.certificate);
+    file("key", tls.key);
+    file("ca", tls.ca);
+    r.finish();
+    if (tls.certificate.empty() || tls.key.empty() || tls.ca.empty()) tls = {};
+  }
+
+  void read_etcd(const YAML::Node& n, cluster_config& cl) {
+    auto r = reader(n, "'cluster.etcd'");
+    if (!r.ok()) return;
+    etcd_config e;
+    auto list = r.take("endpoints");
+    if (!list.IsDefined() || list.IsNull()) {
+      r.error("endpoints", "'cluster.etcd': missing required key 'endpoints' (a list of "
+                           "http://HOST:PORT)");
+    } else if (!list.IsSequence() || list.size() == 0) {
+      diag_.add(location_of(list, file_), "'cluster.etcd.endpoints' must be a non-empty list of "
+                                          "http://HOST:PORT, got " + describe(list));
+    } else {
+      for (auto item : list) {
+        std::string host;
+        std::uint16_t port = 0;
+        auto text = item.IsScalar() ? item.Scalar() : std::string{};
+        const std::string scheme = "http://";
+        if (text.rfind(scheme, 0) != 0 ||
+            !parse_host_port(text.substr(scheme.size()), host, port) || port == 0)
+          diag_.add(location_of(item, file_), "an etcd endpoint must be http://HOST:PORT (etcd's "
+                                              "client URL), got " + describe(item));
+        else
+          e.endpoints.push_back(text);
+      }
+    }
+    if (auto v = r.get_string("prefix")) {
+      if (v->empty() || v->front() != '/' || v->find(' ') != std::string::npos)
+        r.error("prefix", "'cluster.etcd.prefix' must start with '/' and hold no spaces, got '" +
+                            *v + "'");
+      else
+        e.prefix = *v;
+    }
+    if (auto v = r.get_duration("lease_ttl", 2s, 10min)) e.lease_ttl = *v;
+    if (auto v = r.get_duration("fence_margin", 100ms, 10min)) e.fence_margin = *v;
+    if (auto v = r.get_duration("request_timeout", 10ms, 1min)) e.request_timeout = *v;
+    if (e.fence_margin * 2 > e.lease_ttl)
+      r.error("fence_margin", "'cluster.etcd.fence_margin' (" +
+                                std::to_string(e.fence_margin.count()) +
+                                " ms) must be at most half of 'lease_ttl' (" +
+                                std::to_string(e.lease_ttl.count()) + " ms)");
+    if (e.request_timeout >= e.fence_margin)
+      r.error("request_timeout", "'cluster.etcd.request_timeout' (" +
+                                   std::to_string(e.request_timeout.count()) +
+                                   " ms) must be shorter than 'fence_margin' (" +
+                                   std::to_string(e.fence_margin.count()) + " ms)");
+    r.finish();
+    cl.etcd = std::move(e);
+  }
+
+  void read_placement(const YAML::Node& n, connector_config& c) {
+    auto r = reader(n, "'placement'");
+    if (!r.ok()) return;
+    auto& p = c.placement;
+    p.declared = true;
+    if (auto v = r.get_name("node", false)) p.node = *v;
+    if (auto sel = r.take("selector"); sel.IsDefined() && !sel.IsNull()) {
+      if (sel.IsMap()) {
+        for (auto it = sel.begin(); it != sel.end(); ++it) {
+          if (!it->second.IsScalar())
+            diag_.add(location_of(it->second, file_), "'placement.selector." +
+                                                        it->first.as<std::string>("") +
+                                                        "' must be a string");
+          else
+            p.selector[it->first.as<std::string>("")] = it->second.Scalar();
+        }
+      } else if (sel.IsScalar() && parse_selector(sel.Scalar(), p.selector)) {
+      } else {
+        diag_.add(location_of(sel, file_), "'placement.selector' must be LABEL=VALUE[,LABEL=VALUE"
+                                           "...] (e.g. role=edge,site=plant-1) or a mapping, "
+                                           "got " + describe(sel));
+      }
+      if (p.selector.empty() && sel.IsMap())
+        diag_.add(location_of(sel, file_), "'placement.selector' must name at least one label");
+    }
+    if (auto v = r.get_bool("failover")) p.failover = *v;
+    if (!p.node.empty() && r.has("selector"))
+      r.error("selector", "'placement' takes either 'node' (pinned) or 'selector', not both");
+    if (p.node.empty() && p.selector.empty() && !r.has("selector"))
+      r.error("node", "'placement' needs 'node: ID' (pinned to one node) or 'selector: "
+                      "LABEL=VALUE,...' (any matching node)");
+    if (!p.node.empty() && p.failover)
+      r.error("failover", "a connector pinned to node '" + p.node + "' cannot fail over; use a "
+                          "'selector' to let it move");
+    r.finish();
+  }
+
+  static bool parse_selector(const std::string& text, std::map<std::string, std::string>& out) {
+    std::size_t start = 0;
+    while (start <= text.size()) {
+      auto comma = text.find(',', start);
+      auto part = text.substr(start, comma == std::string::npos ? std::string::npos
+                                                                 : comma - start);
+      auto eq = part.find('=');
+      if (eq == std::string::npos) return false;
+      auto key = part.substr(0, eq);
+      auto val = part.substr(eq + 1);
+      if (!valid_name(key) || val.empty()) return false;
+      out[key] = val;
+      if (comma == std::string::npos) break;
+      start = comma + 1;
+    }
+    return !out.empty();
+  }
+
+  /// Placement only means something in a cluster, and failover only with etcd to decide who
+  /// owns a connector: without it two halves of a partition could each start the same one.
+  void check_placements(const node_config& cfg) {
+    auto& cl = cfg.cluster;
+    for (auto& c : cfg.connectors) {
+      auto& p = c.placement;
+      if (!cl.enabled) continue;
+      if (!p.declared) {
+        diag_.add(c.where, "connector '" + c.name + "': missing 'placement' (in a cluster every "
+                           "connector says where it runs: 'node: ID' or 'selector: "
+                           "LABEL=VALUE,...')");
+        continue;
+      }
+      if (p.node.empty() && !cl.etcd)
+        diag_.add(c.where, "connector '" + c.name + "': a placement 'selector' needs "
+                           "'cluster.etcd' (without etcd only 'placement.node' is supported, "
+                           "and nothing fails over)");
+    }
+  }
+
+  /// FNV-1a over the canonical YAML of the connectors section: nodes compare it when they meet.
+  static std::string digest_of(const YAML::Node& list) {
+    YAML::Emitter out;
+    out << list;
+    std::uint64_t h = 1469598103934665603ull;
+    for (unsigned char ch : std::string{out.c_str()}) {
+      h ^= ch;
+      h *= 1099511628211ull;
+    }
+    char buf[17];
+    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+    return buf;
   }
 
   void read_connector(const YAML::Node& n, node_config& cfg) {
@@ -540,6 +744,7 @@ private:
       if (auto v = qr.get_int("max_pending_actions", 1, 65536)) c.queue.max_pending_actions = *v;
       qr.finish();
     }
+    if (auto pl = r.take("placement"); pl.IsDefined() && !pl.IsNull()) read_placement(pl, c);
     if (schema) schema->parse_connector(r, c);
     auto devices = r.take("devices");
     if (!devices.IsDefined() || devices.IsNull()) {

@@ -310,3 +310,102 @@ TEST(config_secrets, a_missing_secret_names_the_file_it_expected) {
 }
 
 } // namespace
+
+// -- cluster and placement ------------------------------------------------------------------------
+
+namespace {
+
+std::string cluster_yaml(const std::string& cluster, const std::string& placement) {
+  return "node:\n  id: s1\n  labels: {role: server}\ncluster:\n" + cluster +
+         "connectors:\n  - name: sim\n    type: sim\n" + placement +
+         "    devices:\n      - name: t1\n        model: thermostat\n";
+}
+
+const char* with_etcd = "  listen: 127.0.0.1:0\n  seeds: [127.0.0.1:7401, '[::1]:7402']\n"
+                        "  etcd:\n    endpoints: [http://127.0.0.1:2379]\n    lease_ttl: 4s\n"
+                        "    fence_margin: 1s\n    request_timeout: 500ms\n";
+
+} // namespace
+
+TEST(config_cluster, a_cluster_with_etcd_and_a_movable_connector_loads) {
+  auto r = load(cluster_yaml(with_etcd, "    placement: {selector: 'role=server,site=a', "
+                                          "failover: true}\n"));
+  ASSERT_TRUE(r.config) << r.diag.to_string();
+  auto& cl = r.config->cluster;
+  EXPECT_TRUE(cl.enabled);
+  EXPECT_EQ(cl.port, 0);
+  EXPECT_EQ(cl.seeds.size(), 2u);
+  ASSERT_TRUE(cl.etcd);
+  EXPECT_EQ(cl.etcd->lease_ttl, std::chrono::seconds{4});
+  EXPECT_EQ(cl.connectors_digest.size(), 16u);
+  auto& p = r.config->connectors.front().placement;
+  EXPECT_TRUE(p.movable());
+  EXPECT_EQ(p.selector.at("site"), "a");
+  EXPECT_TRUE(p.matches({{"role", "server"}, {"site", "a"}, {"rack", "3"}}));
+  EXPECT_FALSE(p.matches({{"role", "server"}}));
+  EXPECT_EQ(p.to_string(), "role=server,site=a, failover");
+}
+
+TEST(config_cluster, the_digest_depends_on_the_connectors_only) {
+  auto a = load(cluster_yaml(with_etcd, "    placement: {node: s1}\n"));
+  auto b = load(cluster_yaml("  listen: 127.0.0.1:9\n", "    placement: {node: s1}\n"));
+  auto c = load(cluster_yaml(with_etcd, "    placement: {node: s2}\n"));
+  ASSERT_TRUE(a.config && b.config && c.config);
+  EXPECT_EQ(a.config->cluster.connectors_digest, b.config->cluster.connectors_digest);
+  EXPECT_NE(a.config->cluster.connectors_digest, c.config->cluster.connectors_digest);
+}
+
+TEST(config_cluster, every_connector_of_a_cluster_needs_a_placement) {
+  auto e = only_error(cluster_yaml(with_etcd, ""));
+  EXPECT_NE(e.find("node.yaml:13:5: connector 'sim': missing 'placement'"), std::string::npos)
+    << e;
+}
+
+TEST(config_cluster, a_selector_without_etcd_is_refused) {
+  auto e = only_error(cluster_yaml("  listen: 127.0.0.1:0\n",
+                                     "    placement: {selector: role=server}\n"));
+  EXPECT_NE(e.find("needs 'cluster.etcd'"), std::string::npos) << e;
+}
+
+TEST(config_cluster, a_pinned_connector_cannot_fail_over) {
+  auto e = only_error(cluster_yaml(with_etcd, "    placement: {node: s1, failover: true}\n"));
+  EXPECT_NE(e.find("cannot fail over"), std::string::npos) << e;
+}
+
+TEST(config_cluster, bad_placements_and_cluster_keys_name_what_was_expected) {
+  EXPECT_NE(only_error(cluster_yaml(with_etcd, "    placement: {selector: 'role'}\n"))
+              .find("must be LABEL=VALUE"),
+            std::string::npos);
+  EXPECT_NE(only_error(cluster_yaml(with_etcd, "    placement: {failover: true}\n"))
+              .find("needs 'node: ID'"),
+            std::string::npos);
+  EXPECT_NE(only_error(cluster_yaml(with_etcd, "    placement: {node: s1, selector: a=b}\n"))
+              .find("either 'node'"),
+            std::string::npos);
+  EXPECT_NE(only_error(cluster_yaml("  seeds: [nowhere]\n", "    placement: {node: s1}\n"))
+              .find("a seed must be HOST:PORT with a port from 1 to 65535, got 'nowhere'"),
+            std::string::npos);
+  EXPECT_NE(only_error(cluster_yaml("  etcd: {endpoints: ['127.0.0.1:2379']}\n",
+                                      "    placement: {node: s1}\n"))
+              .find("must be http://HOST:PORT"),
+            std::string::npos);
+  EXPECT_NE(only_error(cluster_yaml("  heartbeat_interval: 2s\n  failure_timeout: 1s\n",
+                                      "    placement: {node: s1}\n"))
+              .find("must be longer than 'heartbeat_interval'"),
+            std::string::npos);
+  EXPECT_NE(only_error(cluster_yaml("  etcd: {endpoints: ['http://h:1'], lease_ttl: 2s, "
+                                      "fence_margin: 1500ms}\n",
+                                      "    placement: {node: s1}\n"))
+              .find("at most half of 'lease_ttl'"),
+            std::string::npos);
+  EXPECT_NE(only_error(cluster_yaml("  tls: {certificate: /nonexistent/c.pem, key: /dev/null, ca: /dev/null}\n",
+                                      "    placement: {node: s1}\n"))
+              .find("'cluster.tls.certificate': cannot read '/nonexistent/c.pem'"),
+            std::string::npos);
+}
+
+TEST(config_cluster, without_a_cluster_section_placement_is_optional) {
+  auto r = load(valid);
+  ASSERT_TRUE(r.config) << r.diag.to_string();
+  EXPECT_FALSE(r.config->cluster.enabled);
+}
