@@ -42,6 +42,10 @@ struct supervisor_state {
   connector_state state = connector_state::starting;
   std::uint64_t restarts = 0;
   std::string last_error;
+  /// Whether the cluster placed this connector on this node (always, outside a cluster). An
+  /// unplaced group keeps no child and refuses every start, whoever asks.
+  bool placed = true;
+  std::string unplaced_reason;
   std::size_t pending_calls = 0; ///< Action calls and writes the connector has not answered.
   std::deque<instant> recent_crashes; ///< Within the intensity window.
   std::chrono::milliseconds backoff{0};
@@ -251,8 +255,15 @@ connector_status own_status(supervisor_actor* self) {
   return s;
 }
 
+caf::error not_placed(supervisor_actor* self) {
+  auto& st = self->state;
+  return make_error(errc::conflict, "connector '" + st.ctx.name() + "' does not run on this node: " +
+                                      st.unplaced_reason);
+}
+
 caf::behavior connector_supervisor(supervisor_actor* self, connectors::connector_type* type,
-                                   connectors::connector_context ctx, caf::actor parent) {
+                                   connectors::connector_context ctx, caf::actor parent,
+                                   bool placed) {
   auto& st = self->state;
   st.parent = std::move(parent);
   st.type = type;
@@ -281,13 +292,21 @@ caf::behavior connector_supervisor(supervisor_actor* self, connectors::connector
     }
     on_crash(self, normal ? "exited although it is permanent" : message_of(msg.reason));
   });
-  start_child(self);
+  st.placed = placed;
+  if (placed) {
+    start_child(self);
+  } else {
+    st.unplaced_reason = "not placed here yet";
+    set_state(self, connector_state::stopped);
+    set_up(self, false);
+  }
 
   return {
     [=](respawn_atom, std::uint64_t generation) {
       auto& st = self->state;
       // Stale: a manual stop/start/restart happened since this restart was scheduled.
-      if (st.child || generation != st.generation || st.state != connector_state::restarting)
+      if (st.child || generation != st.generation || st.state != connector_state::restarting ||
+          !st.placed)
         return;
       start_child(self);
       mark_restarted(self);
@@ -322,8 +341,33 @@ caf::behavior connector_supervisor(supervisor_actor* self, connectors::connector
       st.log.info("connector stopped on request", {{"connector", st.ctx.name()}});
       return own_status(self);
     },
-    [=](start_atom) -> connector_status {
+    [=](place_atom, bool here, std::string& why) -> connector_status {
       auto& st = self->state;
+      if (here && !st.placed) {
+        st.placed = true;
+        st.unplaced_reason.clear();
+        st.recent_crashes.clear();
+        st.backoff = 0ms;
+        if (!st.child) start_child(self);
+        st.log.info("connector placed on this node", {{"connector", st.ctx.name()}});
+      } else if (!here && (st.placed || st.child)) {
+        st.placed = false;
+        st.unplaced_reason = why;
+        drop_child(self, caf::exit_reason::user_shutdown);
+        ++st.generation; // Voids a pending respawn or probe of the dropped child.
+        set_state(self, connector_state::stopped);
+        set_up(self, false);
+        mark_points_stale(self, "moved off this node");
+        st.log.info("connector removed from this node", {{"connector", st.ctx.name()},
+                                                          {"reason", why}});
+      } else if (!here) {
+        st.unplaced_reason = why;
+      }
+      return own_status(self);
+    },
+    [=](start_atom) -> caf::result<connector_status> {
+      auto& st = self->state;
+      if (!st.placed) return not_placed(self);
       if (!st.child) {
         // A manual start forgives earlier crashes: the operator has looked at it.
         st.recent_crashes.clear();
@@ -333,8 +377,9 @@ caf::behavior connector_supervisor(supervisor_actor* self, connectors::connector
       }
       return own_status(self);
     },
-    [=](restart_atom) -> connector_status {
+    [=](restart_atom) -> caf::result<connector_status> {
       auto& st = self->state;
+      if (!st.placed) return not_placed(self);
       drop_child(self, caf::exit_reason::user_shutdown);
       st.recent_crashes.clear();
       st.backoff = 0ms;
@@ -378,8 +423,9 @@ caf::behavior connector_supervisor(supervisor_actor* self, connectors::connector
 } // namespace
 
 caf::actor spawn_connector_supervisor(caf::actor_system& sys, connectors::connector_type& type,
-                                      connectors::connector_context ctx, caf::actor parent) {
-  return sys.spawn(connector_supervisor, &type, std::move(ctx), std::move(parent));
+                                      connectors::connector_context ctx, caf::actor parent,
+                                      bool placed) {
+  return sys.spawn(connector_supervisor, &type, std::move(ctx), std::move(parent), placed);
 }
 
 } // namespace manifold::supervision

@@ -478,3 +478,52 @@ TEST_F(modbus_connector_test, a_port_with_nothing_listening_gives_stale_points_n
 }
 
 } // namespace
+
+namespace {
+
+TEST_F(modbus_connector_test, a_closed_ownership_fence_keeps_the_connector_off_the_device) {
+  auto loaded = config::load_string(R"(connectors:
+  - name: fenced
+    type: modbus
+    port: )" + std::to_string(port_) + R"(
+    poll_interval: 50ms
+    devices:
+      - name: fenced_pump
+        points:
+          - {name: speed, type: int64, table: holding_register, address: 0, writable: true}
+        actions:
+          - {name: set_speed, write: speed, params: [{name: value, type: int64}]}
+)",
+                                    "fenced.yaml", registry_.schemas(), registry_.names());
+  ASSERT_TRUE(loaded.config) << loaded.diag.to_string();
+  auto fence = std::make_shared<connectors::ownership_fence>();
+  auto ctx = connectors::make_connector_context(loaded.config->connectors.front(), bus_, nullptr,
+                                                connectors::make_real_transports());
+  ctx.fence = fence;
+  supervisors_.push_back(supervision::spawn_connector_supervisor(
+    sys_, *registry_.find("modbus"), ctx));
+  auto fenced = supervisors_.size() - 1;
+
+  // While the unfenced connector polls several times, the fenced one reads nothing...
+  ASSERT_TRUE(wait_for_quality("pump", "speed", quality::good));
+  auto first = get("pump", "speed")->source_time;
+  ASSERT_TRUE(wait_until([&] {
+    auto r = get("pump", "speed");
+    return r && r->source_time > first + 300'000'000;
+  }));
+  EXPECT_FALSE(get("fenced_pump", "speed").has_value());
+  // ...and writes nothing: the call is refused with the reason.
+  auto refused = invoke("fenced_pump", "set_speed", std::int64_t{77}, fenced);
+  EXPECT_EQ(refused.code(), errc::unavailable);
+  EXPECT_NE(message_of(refused.err).find("ownership lease"), std::string::npos)
+    << message_of(refused.err);
+  EXPECT_NE(mbpoll_read(4, 0), "77");
+
+  // Open the fence: it polls and writes.
+  fence->extend_until(connectors::ownership_fence::clock::now() + 1h);
+  ASSERT_TRUE(wait_for_quality("fenced_pump", "speed", quality::good));
+  EXPECT_EQ(invoke("fenced_pump", "set_speed", std::int64_t{77}, fenced).code(), errc::none);
+  EXPECT_EQ(mbpoll_read(4, 0), "77");
+}
+
+} // namespace

@@ -389,4 +389,33 @@ TEST_F(supervision_test, stop_start_and_restart_by_hand) {
   ASSERT_TRUE(test::wait_until([&] { return latest("f1", "ticks").value_or(0) > 0; }));
 }
 
+TEST_F(supervision_test, a_group_placed_elsewhere_refuses_to_start_until_placed_here) {
+  caf::scoped_actor self{*sys};
+  auto& c = *cfg.connector("healthy");
+  auto ctx = connectors::make_connector_context(c, bus, metrics, nullptr);
+  auto group = supervision::spawn_connector_supervisor(*sys, *registry.find("sim"), ctx,
+                                                       caf::actor{}, false);
+  auto ask = [&](auto... xs) {
+    std::optional<connector_status> out;
+    caf::error err;
+    self->request(group, 5s, xs...)
+      .receive([&](connector_status& s) { out = std::move(s); }, [&](caf::error& e) { err = e; });
+    return std::make_pair(out, err);
+  };
+  EXPECT_EQ(ask(status_atom::value).first->state, connector_state::stopped);
+  auto refused = ask(start_atom::value);
+  EXPECT_EQ(code_of(refused.second), errc::conflict);
+  EXPECT_NE(message_of(refused.second).find("does not run on this node"), std::string::npos);
+  EXPECT_EQ(code_of(ask(restart_atom::value).second), errc::conflict);
+
+  EXPECT_EQ(ask(place_atom::value, true, std::string{}).first->state, connector_state::running);
+  EXPECT_EQ(ask(status_atom::value).first->state, connector_state::running);
+
+  auto moved = ask(place_atom::value, false, std::string{"placed on node 'b'"});
+  EXPECT_EQ(moved.first->state, connector_state::stopped);
+  auto again = ask(start_atom::value);
+  EXPECT_NE(message_of(again.second).find("placed on node 'b'"), std::string::npos);
+  caf::anon_send_exit(group, caf::exit_reason::user_shutdown);
+}
+
 } // namespace

@@ -342,7 +342,7 @@ caf::behavior modbus_connector(modbus_actor* self, connector_context ctx) {
   opts.host = st.settings.host;
   opts.port = st.settings.port;
   opts.timeout = st.settings.timeout;
-  st.worker = spawn_modbus_worker(self, st.ctx.transports, opts);
+  st.worker = spawn_modbus_worker(self, st.ctx.transports, opts, st.ctx.fence);
   // A link only takes the worker down on an abnormal exit; it must also end on a normal one,
   // or its thread would outlive the connector.
   self->attach_functor([w = st.worker](const caf::error&) {
@@ -360,7 +360,9 @@ caf::behavior modbus_connector(modbus_actor* self, connector_context ctx) {
 
   return {
     [=](poll_atom) {
-      for (auto& d : self->state.devices) poll_device(self, d);
+      // Fenced: no poll at all (the worker refuses device calls too, should one be queued).
+      if (self->state.ctx.may_drive())
+        for (auto& d : self->state.devices) poll_device(self, d);
       self->delayed_send(self, self->state.ctx.config->poll_interval, poll_atom::value);
     },
     [=](invoke_atom, action_request& req) { return invoke(self, req); },

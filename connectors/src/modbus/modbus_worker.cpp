@@ -13,6 +13,7 @@ namespace {
 
 struct worker_state {
   std::shared_ptr<modbus_client> client;
+  std::shared_ptr<const ownership_fence> fence;
   static inline const char* name = "modbus_worker";
 };
 
@@ -26,12 +27,29 @@ modbus_status missing_client() {
   return st;
 }
 
-poll_outcome run_poll(modbus_client* client, poll_job& job) {
+modbus_status fenced() {
+  modbus_status st;
+  st.ok = false;
+  st.connection_lost = true;
+  st.message = connector_context::fenced_reason;
+  return st;
+}
+
+/// Checked right before each call: the worker may have waited in its mailbox, or the whole
+/// process may have been paused, since the connector decided to poll.
+bool may_drive(const worker_state& st) {
+  return !st.fence || st.fence->open();
+}
+
+poll_outcome run_poll(const worker_state& st, poll_job& job) {
+  auto* client = st.client.get();
   poll_outcome out;
   out.device = job.device;
   for (auto& req : job.reads) {
     read_result res;
-    if (!client) {
+    if (!may_drive(st)) {
+      res.status = fenced();
+    } else if (!client) {
       res.status = missing_client();
     } else if (bit_table(req.table)) {
       res.status = client->read_bits(job.unit_id, req.table, req.address, req.count, res.bits);
@@ -51,12 +69,15 @@ poll_outcome run_poll(modbus_client* client, poll_job& job) {
   return out;
 }
 
-caf::behavior modbus_worker(worker_actor* self, std::shared_ptr<modbus_client> client) {
+caf::behavior modbus_worker(worker_actor* self, std::shared_ptr<modbus_client> client,
+                           std::shared_ptr<const ownership_fence> fence) {
   self->state.client = std::move(client);
+  self->state.fence = std::move(fence);
   return {
-    [=](poll_atom, poll_job& job) { return run_poll(self->state.client.get(), job); },
+    [=](poll_atom, poll_job& job) { return run_poll(self->state, job); },
     [=](write_atom, write_job& job) -> modbus_status {
       auto* client = self->state.client.get();
+      if (!may_drive(self->state)) return fenced();
       if (!client) return missing_client();
       if (job.table == modbus_table::coil)
         return client->write_coil(job.unit_id, job.address,
@@ -70,7 +91,8 @@ caf::behavior modbus_worker(worker_actor* self, std::shared_ptr<modbus_client> c
 
 caf::actor spawn_modbus_worker(caf::event_based_actor* parent,
                                std::shared_ptr<transport_factory> transports,
-                               modbus_client_options opts) {
+                               modbus_client_options opts,
+                               std::shared_ptr<const ownership_fence> fence) {
   // Made here rather than in the worker so its kind picks the worker's: creating a client opens
   // no connection (libmodbus connects on the first call).
   std::shared_ptr<modbus_client> client;
@@ -78,8 +100,9 @@ caf::actor spawn_modbus_worker(caf::event_based_actor* parent,
   // A detached actor has a thread of its own even under CAF's deterministic test scheduler, so
   // only a client that blocks gets one; a simulated one runs in order with the connector.
   if (client && !client->blocking())
-    return parent->spawn<caf::linked>(modbus_worker, std::move(client));
-  return parent->spawn<caf::detached + caf::linked>(modbus_worker, std::move(client));
+    return parent->spawn<caf::linked>(modbus_worker, std::move(client), std::move(fence));
+  return parent->spawn<caf::detached + caf::linked>(modbus_worker, std::move(client),
+                                                    std::move(fence));
 }
 
 } // namespace manifold::connectors::modbus

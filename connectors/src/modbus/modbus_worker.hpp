@@ -9,6 +9,7 @@
 #include <caf/fwd.hpp>
 
 #include "manifold/connectors/modbus_transport.hpp"
+#include "manifold/connectors/sdk.hpp"
 #include "manifold/connectors/transport.hpp"
 #include "modbus/modbus_planner.hpp"
 
@@ -50,10 +51,11 @@ struct write_job {
 
 /// Spawns the worker linked to `parent`; the client comes from `transports`. A blocking client
 /// (libmodbus) gets a detached worker; a non-blocking one (`modbus_client::blocking`) a scheduled
-/// one.
+/// one. With a `fence`, the worker makes no device call while the fence is closed.
 caf::actor spawn_modbus_worker(caf::event_based_actor* parent,
                                std::shared_ptr<transport_factory> transports,
-                               modbus_client_options opts);
+                               modbus_client_options opts,
+                               std::shared_ptr<const ownership_fence> fence = nullptr);
 
 } // namespace manifold::connectors::modbus
 

@@ -296,6 +296,11 @@ caf::result<value> invoke(mqtt_actor* self, action_request& req) {
                       "not connected to the MQTT broker " + broker(st) +
                           (st.last_disconnect.empty() ? std::string{} : ": " + st.last_disconnect));
   }
+  if (!st.ctx.may_drive()) {
+    count_action(st, req.action, "unavailable", started);
+    return make_error(errc::unavailable, std::string{"cannot publish to '"} + settings->topic +
+                                           "': " + connector_context::fenced_reason);
+  }
   std::string error;
   auto payload = action_payload(*settings, *action, std::move(req.params), error);
   if (!payload) {

@@ -33,6 +33,7 @@ using escalate_atom = caf::atom_constant<caf::atom("escalate")>;
 using groups_atom = caf::atom_constant<caf::atom("groups")>;
 using crash_atom = caf::atom_constant<caf::atom("crash")>;
 using http_atom = caf::atom_constant<caf::atom("http")>;
+using place_atom = caf::atom_constant<caf::atom("place")>;
 
 // -- payloads --------------------------------------------------------------------------------------
 

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -29,6 +31,32 @@ namespace manifold::connectors {
 
 class transport_factory;
 
+/// Until when this node may drive the devices of its movable connectors. In a cluster with etcd
+/// the node's ownership worker moves it forward each time the node renews its lease, to a point
+/// safely before the lease could expire; a connector checks it right before every device call,
+/// so a node that was paused or cut off never touches a device that another node may own by now.
+class ownership_fence {
+public:
+  using clock = std::chrono::steady_clock;
+
+  /// A fence that is closed until extended.
+  ownership_fence() = default;
+
+  bool open() const { return open_at(clock::now()); }
+  bool open_at(clock::time_point t) const {
+    return t.time_since_epoch().count() < until_.load(std::memory_order_acquire);
+  }
+  clock::time_point until() const { return clock::time_point{clock::duration{until_.load()}}; }
+
+  void extend_until(clock::time_point t) {
+    until_.store(t.time_since_epoch().count(), std::memory_order_release);
+  }
+  void close() { until_.store(0, std::memory_order_release); }
+
+private:
+  std::atomic<clock::rep> until_{0};
+};
+
 /// Everything a connector instance gets: its own config and nothing of any other connector.
 struct connector_context {
   std::shared_ptr<const connector_config> config;
@@ -45,8 +73,15 @@ struct connector_context {
   /// Where readings get their `source_time`. Empty: the wall clock. The testkit sets a virtual
   /// clock here so a simulated run reads no wall-clock time and replays exactly.
   std::function<timestamp()> clock;
+  /// Set only for a movable connector in a cluster with etcd; null: this node always may drive.
+  std::shared_ptr<const ownership_fence> fence;
 
   const std::string& name() const { return config->name; }
+  /// Whether the connector may talk to its devices now (see ownership_fence).
+  bool may_drive() const { return !fence || fence->open(); }
+  /// Why it may not, for logs and errors.
+  static constexpr const char* fenced_reason =
+    "this node's ownership lease is not renewed; it does not drive the device until it is";
   /// The time to stamp a reading with: `clock()` when set, else the wall clock.
   timestamp now() const { return clock ? clock() : now_timestamp(); }
 };

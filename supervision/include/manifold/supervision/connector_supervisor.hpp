@@ -19,11 +19,16 @@ namespace manifold::supervision {
 /// - `(status_atom) -> connector_status` with state, restart count and last error.
 /// - `(stop_atom)`, `(start_atom)`, `(restart_atom) -> connector_status`: lifecycle by hand;
 ///   start and restart forgive earlier crashes.
+/// - `(place_atom, bool here, std::string reason) -> connector_status`: the cluster placed the
+///   connector on this node (start it) or elsewhere (stop it; `reason` says where). While not
+///   placed here, start and restart answer `errc::conflict` with that reason, and no crash
+///   escalation or root strategy starts it. `placed = false` spawns the group that way.
 ///
 /// When the group gives up (`failed`), it tells `parent` with `(escalate_atom, name, error)`;
 /// the parent's strategy decides what happens next (see node_supervisor.hpp).
 caf::actor spawn_connector_supervisor(caf::actor_system& sys, connectors::connector_type& type,
                                       connectors::connector_context ctx,
-                                      caf::actor parent = caf::actor{});
+                                      caf::actor parent = caf::actor{},
+                                      bool placed = true);
 
 } // namespace manifold::supervision
