@@ -1,6 +1,6 @@
 """A Modbus TCP server for tests, on 127.0.0.1.
 
-Usage: /usr/bin/python3 modbus_server.py PORT [--garbage]
+Usage: /usr/bin/python3 modbus_server.py PORT [--garbage] [--log-requests]
 
 Serves every unit id from one data store with fixed initial values (see INITIAL below), prints
 "ready PORT" once it accepts connections and "client connected" for each client connection.
@@ -14,6 +14,7 @@ valid reply to it (a wrong transaction id and function code).
 import asyncio
 import logging
 import sys
+import time
 
 # pymodbus 3.0 imports pyserial and serial_asyncio even for TCP: scripts/bootstrap installs
 # python3-serial and python3-serial-asyncio for it.
@@ -51,9 +52,21 @@ def block(cls, name):
 
 
 class LoggingHandler(ModbusConnectedRequestHandler):
+    """Logs each connection, and with --log-requests each request with its connection's client
+    port and the monotonic time, so a test can check that two clients never poll interleaved."""
+
+    log_requests = False
+
     def connection_made(self, transport):
+        peer = transport.get_extra_info("peername")
+        self.client_port = peer[1] if peer else 0
         print("client connected", flush=True)
         super().connection_made(transport)
+
+    def execute(self, request, *addr):
+        if LoggingHandler.log_requests:
+            print(f"request client={self.client_port} t={time.monotonic():.6f}", flush=True)
+        return super().execute(request, *addr)
 
 
 async def garbage(port):
@@ -97,6 +110,7 @@ if __name__ == "__main__":
     # pymodbus logs an error line for every client that disconnects; only real failures matter.
     logging.basicConfig(level=logging.CRITICAL)
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+    LoggingHandler.log_requests = "--log-requests" in sys.argv[2:]
     if "--garbage" in sys.argv[2:]:
         asyncio.run(garbage(int(sys.argv[1])))
     else:
