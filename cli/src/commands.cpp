@@ -9,6 +9,7 @@
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
+#include <yaml-cpp/yaml.h>
 
 #include "manifold/actors/log.hpp"
 #include "manifold/cli/http_client.hpp"
@@ -300,10 +301,61 @@ int config_check(const std::string& file, bool as_json, const config::load_optio
   return result.config ? exit_ok : exit_usage;
 }
 
+/// What `node run` may set on the command line so that one cluster config file serves every node.
+struct node_overrides {
+  std::string id;
+  std::vector<std::string> labels; ///< KEY=VALUE
+  std::string cluster_listen;
+  std::vector<std::string> seeds;
+
+  bool any() const {
+    return !id.empty() || !labels.empty() || !cluster_listen.empty() || !seeds.empty();
+  }
+};
+
+/// Loads the config with the overrides written into its YAML before it is checked, so they are
+/// validated (and reported) exactly like keys of the file.
+std::optional<config::load_result> load_with_overrides(const std::string& file,
+                                                       const connectors::connector_registry& reg,
+                                                       const config::load_options& options,
+                                                       const node_overrides& o) {
+  YAML::Node root;
+  std::string name = file.empty() ? "<embedded quickstart.yaml>" : file;
+  try {
+    root = file.empty() ? YAML::Load(embedded_config()) : YAML::LoadFile(file);
+  } catch (const YAML::Exception&) {
+    return std::nullopt; // The plain load reports it with its position.
+  }
+  if (!root.IsMap()) return std::nullopt;
+  if (!o.id.empty()) root["node"]["id"] = o.id;
+  for (auto& kv : o.labels) {
+    auto eq = kv.find('=');
+    root["node"]["labels"][kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  if (!o.cluster_listen.empty()) root["cluster"]["listen"] = o.cluster_listen;
+  if (!o.seeds.empty()) {
+    YAML::Node seeds{YAML::NodeType::Sequence};
+    for (auto& s : o.seeds) seeds.push_back(s);
+    root["cluster"]["seeds"] = seeds;
+  }
+  return config::load_node(root, name, reg.schemas(), reg.names(), options);
+}
+
 int node_run(const std::string& file, const std::string& listen,
-             const config::load_options& options) {
+             const config::load_options& options, const node_overrides& overrides) {
   auto registry = connectors::connector_registry::builtin();
-  auto result = load_node_config(file, registry, options);
+  for (auto& kv : overrides.labels) {
+    auto eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == kv.size() ||
+        !config::valid_name(kv.substr(0, eq))) {
+      std::cerr << "error: --label expects KEY=VALUE (KEY: letters, digits, '-', '_', '.'), got '"
+                << kv << "'\n";
+      return exit_usage;
+    }
+  }
+  std::optional<config::load_result> loaded;
+  if (overrides.any()) loaded = load_with_overrides(file, registry, options, overrides);
+  auto result = loaded ? std::move(*loaded) : load_node_config(file, registry, options);
   if (!result.config) {
     std::cerr << result.diag.to_string();
     std::cerr << (file.empty() ? "embedded config" : file) << ": invalid config; nothing started\n";
@@ -374,6 +426,14 @@ int run(int argc, char** argv) {
   auto secrets_help = "Directory of secret files for {secret: NAME} references (default: "
                       "node.secrets_dir, $MANIFOLD_SECRETS_DIR, /run/secrets/manifold)";
   node_run_cmd->add_option("--secrets-dir", load_opts.secrets_dir, secrets_help);
+  node_overrides overrides;
+  node_run_cmd->add_option("--node-id", overrides.id, "Override node.id");
+  node_run_cmd->add_option("--label", overrides.labels,
+                           "Add or override a node label, KEY=VALUE (repeatable)");
+  node_run_cmd->add_option("--cluster-listen", overrides.cluster_listen,
+                           "Override cluster.listen (where other nodes connect), HOST:PORT");
+  node_run_cmd->add_option("--seed", overrides.seeds,
+                           "Replace cluster.seeds with these HOST:PORT (repeatable)");
 
   // manifold config check
   auto cfg = app.add_subcommand("config", "Work with node config files");
@@ -459,7 +519,7 @@ int run(int argc, char** argv) {
   }
 
   if (auto rc = sandbox()) return *rc;
-  if (*node_run_cmd) return node_run(node_config_file, listen, load_opts);
+  if (*node_run_cmd) return node_run(node_config_file, listen, load_opts, overrides);
   if (*cfg_check) return config_check(check_file, check_json, load_opts);
   if (*devices_list_cmd) return devices_list(client);
   if (*conns_list_cmd) return connectors_list(client);
