@@ -11,8 +11,8 @@
 #include <nlohmann/json.hpp>
 #include <yaml-cpp/yaml.h>
 
+#include "manifold/actors/http_client.hpp"
 #include "manifold/actors/log.hpp"
-#include "manifold/cli/http_client.hpp"
 #include "manifold/cli/node_runtime.hpp"
 #include "sandbox_commands.hpp"
 
@@ -86,12 +86,12 @@ std::string encode_segment(const std::string& s) {
 int call(const client_options& opts, const std::string& method, const std::string& target,
          const std::string& body, json& out) {
   std::string err;
-  auto url = parse_url(opts.url, err);
+  auto url = http::parse_url(opts.url, err);
   if (!url) {
     std::cerr << "error: --url: " << err << '\n';
     return exit_usage;
   }
-  auto res = http_call(*url, method, target, body);
+  auto res = http::http_call(*url, method, target, body);
   if (res.status == 0) {
     std::cerr << "error: " << res.error << " (is a node running? see --url or MANIFOLD_URL)\n";
     return exit_unreachable;
@@ -228,11 +228,11 @@ std::optional<json> parse_params(const std::vector<std::string>& pairs,
 /// The declared parameter types of `device`'s `action`, by name; empty when the node does not
 /// say (the call then goes ahead and the node reports what is wrong).
 std::map<std::string, std::string> declared_params(const client_options& opts,
-                                                   const parsed_url& url,
+                                                   const http::parsed_url& url,
                                                    const std::string& device,
                                                    const std::string& action) {
   std::map<std::string, std::string> out;
-  auto res = http_call(url, "GET", "/v1/devices/" + encode_segment(device));
+  auto res = http::http_call(url, "GET", "/v1/devices/" + encode_segment(device));
   if (res.status != 200) return out;
   auto doc = json::parse(res.body, nullptr, false);
   if (doc.is_discarded() || !doc.contains("actions")) return out;
@@ -247,7 +247,7 @@ std::map<std::string, std::string> declared_params(const client_options& opts,
 int action_invoke(const client_options& opts, const std::string& device, const std::string& action,
                   const std::vector<std::string>& pairs) {
   std::string err;
-  auto url = parse_url(opts.url, err);
+  auto url = http::parse_url(opts.url, err);
   if (!url) {
     std::cerr << "error: --url: " << err << '\n';
     return exit_usage;
