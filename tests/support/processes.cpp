@@ -1,5 +1,7 @@
 #include "support/processes.hpp"
 
+#include "support/http.hpp"
+
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -117,6 +119,10 @@ int child_process::stop(int sig) {
   return status_;
 }
 
+void child_process::signal(int sig) {
+  if (!reaped_) ::kill(pid_, sig);
+}
+
 int child_process::wait_exit(std::chrono::milliseconds deadline) {
   auto until = std::chrono::steady_clock::now() + deadline;
   while (std::chrono::steady_clock::now() < until) {
@@ -162,6 +168,82 @@ bool port_open(std::uint16_t port) {
   bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
   ::close(fd);
   return ok;
+}
+
+etcd_process::etcd_process() : etcd_process(options{}) {
+}
+
+etcd_process::etcd_process(options opts) {
+  // The ports were free a moment ago but another process may take one first; etcd then exits
+  // at once and another pair is tried.
+  std::string failure;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    client_port_ = free_port();
+    peer_port_ = free_port();
+    auto client = endpoint();
+    auto peer = "http://127.0.0.1:" + std::to_string(peer_port_);
+    auto data = dir_.file("data-" + std::to_string(attempt));
+    std::vector<std::string> argv{opts.binary,
+                                  "--name", "test",
+                                  "--data-dir", data,
+                                  "--listen-client-urls", client,
+                                  "--advertise-client-urls", client,
+                                  "--listen-peer-urls", peer,
+                                  "--initial-advertise-peer-urls", peer,
+                                  "--initial-cluster", "test=" + peer,
+                                  "--log-level", "warn"};
+    if (opts.short_leases) {
+      argv.insert(argv.end(), {"--heartbeat-interval", "10", "--election-timeout", "100"});
+    }
+    process_ = std::make_unique<child_process>(argv, dir_.file("etcd.log"));
+
+    bool answered = wait_until(
+      [&] {
+        if (!process_->running()) return true;
+        auto res = http_request(client_port_, "POST", "/v3/kv/range", R"({"key":"AA=="})",
+                                {{"Content-Type", "application/json"}},
+                                std::chrono::milliseconds{500});
+        return res.status == 200;
+      },
+      opts.start_deadline);
+    if (answered && process_->running()) return;
+    failure = process_->running() ? "no answer within "
+                                      + std::to_string(opts.start_deadline.count()) + " ms"
+                                  : "exited";
+    failure += "; log:\n" + process_->log();
+    process_->stop(SIGKILL);
+  }
+  throw std::runtime_error("etcd did not start (" + opts.binary
+                           + " from the Debian package etcd-server): " + failure);
+}
+
+etcd_process::~etcd_process() {
+  // A paused etcd would sit on the SIGTERM that child_process sends until its kill timeout.
+  if (process_ && process_->running()) process_->signal(SIGCONT);
+}
+
+std::string etcd_process::endpoint() const {
+  return "http://127.0.0.1:" + std::to_string(client_port_);
+}
+
+pid_t etcd_process::pid() const {
+  return process_->pid();
+}
+
+bool etcd_process::running() {
+  return process_->running();
+}
+
+void etcd_process::signal(int sig) {
+  process_->signal(sig);
+}
+
+int etcd_process::stop(int sig) {
+  return process_->stop(sig);
+}
+
+std::string etcd_process::log() const {
+  return process_->log();
 }
 
 } // namespace manifold::test
