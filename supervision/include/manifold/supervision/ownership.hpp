@@ -88,7 +88,9 @@ struct ownership_view {
 /// device operation). The margin absorbs what that argument leaves out: a device operation
 /// already in flight when the fence passes, the node's clock running slower than the store's,
 /// and a step that comes late. Measuring from the *answer* of the keep-alive instead of its
-/// sending would break the argument by the round-trip time; the testkit's simulation shows it.
+/// sending would break the argument by up to the round-trip time. The testkit's
+/// `cluster_simulation` models call latency, clock drift and overrunning device operations and
+/// catches a margin that does not cover them.
 ///
 /// Past `valid_until`, `step` asks to stop every running non-pinned connector and acquires
 /// nothing until a keep-alive succeeds again. A lease the store no longer knows (expired while
