@@ -18,6 +18,7 @@
 
 #include "manifold/actors/errors.hpp"
 #include "manifold/supervision/etcd_lease_store.hpp"
+#include "manifold/supervision/memory_lease_store.hpp"
 #include "support/processes.hpp"
 
 // The lease_store contract, run against every implementation in `lease_store_backends`, plus
@@ -74,7 +75,27 @@ private:
   std::unique_ptr<etcd_lease_store> store_;
 };
 
-using lease_store_backends = ::testing::Types<etcd_backend>;
+/// The in-memory store; time is virtual and passes in 10 ms ticks, only while a test waits.
+class memory_backend {
+public:
+  lease_store& store() { return store_; }
+  clock_type::time_point now() { return now_; }
+  bool elapse_until(const std::function<bool()>& condition, std::chrono::milliseconds limit) {
+    auto deadline = now_ + limit;
+    while (!condition()) {
+      if (now_ >= deadline) return false;
+      now_ += 10ms;
+      store_.set_now(now_);
+    }
+    return true;
+  }
+
+private:
+  clock_type::time_point now_ = clock_type::time_point{} + 1h;
+  memory_lease_store store_{now_};
+};
+
+using lease_store_backends = ::testing::Types<etcd_backend, memory_backend>;
 
 // -- the contract ---------------------------------------------------------------------------------
 
