@@ -12,6 +12,9 @@ endmacro()
 find_package(CAF 0.17)
 manifold_require(CAF_FOUND libcaf-dev)
 
+find_package(OpenSSL QUIET)
+manifold_require(OPENSSL_FOUND libssl-dev)
+
 find_package(Boost 1.74 QUIET COMPONENTS system)
 manifold_require(Boost_FOUND "libboost-dev libboost-system-dev")
 

@@ -27,6 +27,11 @@ constexpr std::size_t drain_batch = 256;
 /// - `(get_atom, device) -> std::vector<point_reading>`: the device's latest readings.
 /// - `(subscribe_atom, reading_sink_ptr, reading_filter)`: deliver matching readings to the sink.
 /// - `(unsub_atom, reading_sink_ptr)`: stop delivering.
+/// - `(subscribe_atom, caf::actor bus)`: another node's bus wants every reading stored here. The
+///   bus sends it `(forward_atom, std::vector<point_reading>)` once per stored batch, until that
+///   actor goes down. Subscribing twice is the same as once.
+/// - `(forward_atom, std::vector<point_reading>)`: readings another node's bus stored; delivered
+///   to local sinks only: neither cached nor forwarded again, so buses never loop.
 ///
 /// Before answering a `get_atom`, the bus drains every queue it knows, so a get sent after a
 /// publish returned sees that reading (unless the queue dropped it).

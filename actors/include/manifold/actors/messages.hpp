@@ -1,13 +1,20 @@
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <string>
+#include <type_traits>
+#include <variant>
 #include <vector>
 
 #include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/atom.hpp>
+#include <caf/error.hpp>
+#include <caf/meta/load_callback.hpp>
+#include <caf/meta/type_name.hpp>
+#include <caf/sec.hpp>
 
 #include "manifold/actors/model.hpp"
 #include "manifold/actors/reading_queue.hpp"
@@ -34,6 +41,8 @@ using groups_atom = caf::atom_constant<caf::atom("groups")>;
 using crash_atom = caf::atom_constant<caf::atom("crash")>;
 using http_atom = caf::atom_constant<caf::atom("http")>;
 using place_atom = caf::atom_constant<caf::atom("place")>;
+/// Readings another node's bus forwards: `(forward_atom, std::vector<point_reading>)`.
+using forward_atom = caf::atom_constant<caf::atom("forward")>;
 
 // -- payloads --------------------------------------------------------------------------------------
 
@@ -86,16 +95,94 @@ struct reading_filter {
   }
 };
 
+// -- serialization (readings, calls and status cross nodes) ----------------------------------------
+//
+// CAF 0.17 inspectors: `caf::serializer`, `caf::deserializer` and the stringification inspector.
+// Enums (`quality`, `connector_state`) need no overload: CAF writes their underlying type, and the
+// structs holding them reject out-of-range values after loading.
+
+namespace detail {
+
+template <class Enum>
+caf::error check_enum(Enum x, Enum last, const char* what) {
+  if (static_cast<std::uint8_t>(x) > static_cast<std::uint8_t>(last))
+    return caf::make_error(caf::sec::invalid_argument, std::string{"unknown "} + what + " " +
+                                                           std::to_string(static_cast<int>(x)));
+  return caf::none;
+}
+
+} // namespace detail
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, point_reading& x) {
+  return f(caf::meta::type_name("manifold.point_reading"), x.connector, x.device, x.point, x.data,
+           x.q, x.reason, x.source_time, caf::meta::load_callback([&x] {
+             return detail::check_enum(x.q, quality::bad, "quality");
+           }));
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, action_request& x) {
+  return f(caf::meta::type_name("manifold.action_request"), x.device, x.action, x.params);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, connector_status& x) {
+  return f(caf::meta::type_name("manifold.connector_status"), x.name, x.type, x.state, x.restarts,
+           x.last_error, x.unreachable_devices, caf::meta::load_callback([&x] {
+             return detail::check_enum(x.state, connector_state::stopped, "connector state");
+           }));
+}
+
 } // namespace manifold
 
-// These types stay inside one process for now.
-// TODO(cluster): add inspect() overloads for value and point_reading so they can cross nodes;
-// until then they are local-only and a remote send would fail to serialize.
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(manifold::value)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(manifold::point_reading)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(manifold::action_request)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(manifold::connector_status)
+namespace caf {
+
+/// `manifold::value` is a `std::variant`, which CAF 0.17 cannot serialize, and an alias, so an
+/// overload in namespace manifold is invisible to argument-dependent lookup. The serializer and
+/// deserializer live in namespace caf, where lookup does find this one. Encoding: the index of
+/// the alternative (one byte), then the alternative unless it is `std::monostate`.
+template <class Inspector>
+typename std::enable_if<!std::is_void<typename Inspector::result_type>::value,
+                        typename Inspector::result_type>::type
+inspect(Inspector& f, manifold::value& x) {
+  if constexpr (Inspector::reads_state) {
+    auto tag = static_cast<std::uint8_t>(x.index());
+    return std::visit(
+      [&](auto& alternative) -> typename Inspector::result_type {
+        if constexpr (std::is_same_v<std::decay_t<decltype(alternative)>, std::monostate>)
+          return f(tag);
+        else
+          return f(tag, alternative);
+      },
+      x);
+  } else {
+    std::uint8_t tag = 0;
+    if (auto err = f(tag)) return err;
+    auto load = [&](auto alternative) -> typename Inspector::result_type {
+      if (auto err = f(alternative)) return err;
+      x = std::move(alternative);
+      return caf::none;
+    };
+    switch (tag) {
+      case 0: x = std::monostate{}; return caf::none;
+      case 1: return load(false);
+      case 2: return load(std::int64_t{0});
+      case 3: return load(0.0);
+      case 4: return load(std::string{});
+      case 5: return load(manifold::bytes{});
+      default:
+        return caf::make_error(caf::sec::invalid_argument,
+                               "unknown value alternative " + std::to_string(tag));
+    }
+  }
+}
+
+} // namespace caf
+
+// Local-only handles: a sink, a queue or a filter is a pointer into this process and must never
+// be sent to another node. They have no inspect() and are never registered, so a remote send of
+// one fails instead of arriving empty.
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(manifold::reading_sink_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(manifold::reading_filter)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(manifold::reading_queue_ptr)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<manifold::point_reading>)

@@ -1,0 +1,465 @@
+#include "manifold/supervision/cluster_node.hpp"
+
+#include <fstream>
+#include <set>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/io/middleman.hpp>
+#include <caf/io/middleman_actor.hpp>
+#include <caf/io/publish.hpp>
+#include <caf/openssl/manager.hpp>
+#include <caf/openssl/publish.hpp>
+#include <caf/send.hpp>
+#include <caf/stateful_actor.hpp>
+
+#include "manifold/actors/errors.hpp"
+#include "manifold/actors/log.hpp"
+#include "manifold/actors/messages.hpp"
+
+namespace manifold::supervision {
+
+/// Defined next to the OpenSSL shims (openssl_error_queue.cpp); referencing it makes the static
+/// library's linker pull them into every program that starts a cluster node.
+extern const bool openssl_error_queue_cleared;
+
+namespace {
+
+using steady = std::chrono::steady_clock;
+using tick_atom = caf::atom_constant<caf::atom("tick")>;
+
+/// Seeds, down members and members heard of are dialled again every this many heartbeats.
+constexpr std::uint64_t redial_every = 4;
+
+struct node_state {
+  cluster_node_deps deps;
+  node_info self_info;
+  caf::io::middleman_actor mm; ///< The openssl manager's actor with TLS, the middleman's without.
+  /// Peers that passed the handshake, by the address of their node actor: their node id.
+  std::map<caf::actor_addr, std::string> accepted;
+  std::map<std::string, caf::actor> joined; ///< Node actors of members, by node id.
+  std::set<caf::actor_addr> monitored;
+  std::set<std::string> dialing;               ///< Addresses with a connect in flight.
+  std::map<std::string, std::string> dial_errors; ///< Last error per address, to log changes.
+  std::map<std::string, seed_status> seeds;
+  std::map<std::string, std::string> learned; ///< Members heard of in heartbeats: id -> address.
+  std::map<std::string, running_connector> local; ///< Last status of each local supervisor.
+  std::string leader;
+  std::uint64_t ticks = 0;
+  log::logger log{"cluster"};
+  static inline const char* name = "cluster_node";
+
+  const node_config& cfg() const { return *deps.config; }
+  const cluster_config& cluster() const { return deps.config->cluster; }
+  cluster_directory& dir() { return *deps.directory; }
+};
+
+using node_actor = caf::stateful_actor<node_state>;
+
+std::string describe(caf::actor_system& sys, const caf::error& err) {
+  if (err.category() == manifold_errc_category()) return message_of(err);
+  return sys.render(err);
+}
+
+bool split_address(const std::string& address, std::string& host, std::uint16_t& port) {
+  auto colon = address.rfind(':');
+  if (colon == std::string::npos || colon == 0) return false;
+  try {
+    auto p = std::stoul(address.substr(colon + 1));
+    if (p == 0 || p > 65535) return false;
+    port = static_cast<std::uint16_t>(p);
+  } catch (const std::exception&) {
+    return false;
+  }
+  host = address.substr(0, colon);
+  return true;
+}
+
+/// Why this node refuses a peer that said it runs `version` in `cluster` as node `id` with the
+/// connectors `digest`; empty when it accepts.
+std::string mismatch(const node_state& st, std::uint32_t version, const std::string& cluster,
+                     const std::string& id, const std::string& digest) {
+  if (version != st.deps.protocol_version)
+    return "protocol version " + std::to_string(version) + ", expected " +
+           std::to_string(st.deps.protocol_version);
+  if (cluster != st.cluster().name)
+    return "cluster '" + cluster + "', expected '" + st.cluster().name + "'";
+  if (id == st.cfg().id) return "node id '" + id + "' is this node's own id (duplicate id)";
+  if (digest != st.cluster().connectors_digest)
+    return "connectors digest " + digest + ", expected " + st.cluster().connectors_digest +
+           " (the nodes' connectors sections differ)";
+  return {};
+}
+
+void refuse(node_actor* self, const std::string& peer, const std::string& why) {
+  auto& st = self->state;
+  st.log.warn("peer refused", {{"node", st.cfg().id}, {"peer", peer}, {"reason", why}});
+  st.dir().add_refusal(peer, why, steady::now());
+}
+
+void record_dial(node_actor* self, const std::string& address, const std::string& error,
+                 const std::string& member = {}) {
+  auto& st = self->state;
+  if (auto s = st.seeds.find(address); s != st.seeds.end()) {
+    s->second.last_error = error;
+    s->second.connected = error.empty() && !member.empty();
+    if (!member.empty()) s->second.member = member;
+    st.dir().set_seed(s->second);
+  }
+  auto& last = st.dial_errors[address];
+  if (error.empty()) {
+    last.clear();
+    return;
+  }
+  // A peer that stays away is retried forever: log when the reason changes, not every time.
+  if (last != error)
+    st.log.warn("cannot join peer", {{"node", st.cfg().id}, {"address", address},
+                                     {"reason", error}});
+  last = error;
+}
+
+void subscribe_to(node_actor* self, const node_info& peer) {
+  if (peer.bus && self->state.deps.bus)
+    self->send(peer.bus, subscribe_atom::value, self->state.deps.bus);
+}
+
+/// A peer passed the handshake in both directions and told us about itself. `address` is the
+/// one we dialled (empty when the peer dialled us).
+void admit(node_actor* self, node_info info, const caf::actor& peer, const std::string& address) {
+  auto& st = self->state;
+  info.node = peer;
+  auto id = info.id;
+  // Two nodes that heard of each other dial each other at the same time: one join is news.
+  auto known = st.joined.count(id) > 0 && st.joined[id] == peer && st.dir().is_alive(id);
+  st.accepted[peer.address()] = id;
+  st.joined[id] = peer;
+  if (st.monitored.insert(peer.address()).second) self->monitor(peer);
+  st.learned.erase(id);
+  if (!address.empty()) record_dial(self, address, {}, id);
+  if (known) return;
+  subscribe_to(self, info);
+  st.log.info("node joined", {{"node", st.cfg().id}, {"peer", id},
+                              {"address", info.address}});
+  st.dir().member_joined(std::move(info), steady::now());
+}
+
+void dial_failed(node_actor* self, const std::string& address, const std::string& why) {
+  self->state.dialing.erase(address);
+  record_dial(self, address, why);
+}
+
+/// Both handshakes passed on our side: send our info, expect theirs.
+void join(node_actor* self, const caf::actor& peer, const std::string& address,
+          const std::string& peer_id) {
+  auto& st = self->state;
+  st.accepted[peer.address()] = peer_id;
+  self->request(peer, st.cluster().request_timeout, join_atom::value, st.self_info)
+    .then(
+      [=](node_info& info) {
+        self->state.dialing.erase(address);
+        if (info.id != peer_id) {
+          refuse(self, peer_id, "joined as '" + info.id + "' after saying hello as '" + peer_id +
+                                  "'");
+          return;
+        }
+        admit(self, std::move(info), peer, address);
+      },
+      [=](caf::error& err) {
+        dial_failed(self, address, "join refused: " + describe(self->system(), err));
+      });
+}
+
+void say_hello(node_actor* self, const caf::actor& peer, const std::string& address) {
+  auto& st = self->state;
+  self->request(peer, st.cluster().request_timeout, hello_atom::value, st.deps.protocol_version,
+                st.cluster().name, st.cfg().id, st.cluster().connectors_digest)
+    .then(
+      [=](hello_atom, std::uint32_t version, std::string& cluster, std::string& id,
+          std::string& digest) {
+        auto why = mismatch(self->state, version, cluster, id, digest);
+        if (!why.empty()) {
+          refuse(self, id, why);
+          dial_failed(self, address, "refused node '" + id + "': " + why);
+          return;
+        }
+        join(self, peer, address, id);
+      },
+      [=](caf::error& err) {
+        auto why = describe(self->system(), err);
+        if (code_of(err) == errc::conflict) refuse(self, address, "refused us: " + why);
+        dial_failed(self, address, why);
+      });
+}
+
+/// Connects to the node published at `address` without blocking, then handshakes.
+void dial(node_actor* self, const std::string& address) {
+  auto& st = self->state;
+  if (address == st.self_info.address || st.dialing.count(address) > 0) return;
+  if (auto s = st.seeds.find(address); s != st.seeds.end()) {
+    ++s->second.attempts;
+    st.dir().set_seed(s->second);
+  }
+  std::string host;
+  std::uint16_t port = 0;
+  if (!split_address(address, host, port)) {
+    record_dial(self, address, "not a host:port address");
+    return;
+  }
+  st.dialing.insert(address);
+  self->request(st.mm, st.cluster().request_timeout, caf::connect_atom::value, host, port)
+    .then(
+      [=](const caf::node_id& nid, caf::strong_actor_ptr& ptr, const std::set<std::string>&) {
+        if (nid == self->system().node()) {
+          // A seed list shared by every node names this node too.
+          self->state.dialing.erase(address);
+          record_dial(self, address, {}, self->state.cfg().id);
+          return;
+        }
+        auto peer = caf::actor_cast<caf::actor>(std::move(ptr));
+        if (!peer) {
+          dial_failed(self, address, "no Manifold node is published there");
+          return;
+        }
+        say_hello(self, peer, address);
+      },
+      [=](caf::error& err) { dial_failed(self, address, describe(self->system(), err)); });
+}
+
+void redial(node_actor* self) {
+  auto& st = self->state;
+  for (auto& [address, s] : st.seeds)
+    if (!(s.connected && st.dir().is_alive(s.member))) dial(self, address);
+  for (auto& m : st.dir().members())
+    if (!m.self && m.health == member_health::down && !m.info.address.empty())
+      dial(self, m.info.address);
+  for (auto i = st.learned.begin(); i != st.learned.end();) {
+    if (st.dir().is_alive(i->first)) {
+      i = st.learned.erase(i);
+    } else {
+      dial(self, i->second);
+      ++i;
+    }
+  }
+}
+
+/// Asks every local supervisor for its state; answers arrive before the next heartbeat.
+void poll_local(node_actor* self) {
+  auto& st = self->state;
+  for (auto& [name, sup] : st.deps.supervisors) {
+    auto connector = name;
+    self->request(sup, st.cluster().heartbeat_interval, status_atom::value)
+      .then(
+        [=](connector_status& s) { self->state.local[connector] = {connector, s.state}; },
+        [=](caf::error&) {
+          // A supervisor too busy to answer keeps its last known state.
+        });
+  }
+}
+
+heartbeat make_heartbeat(node_actor* self) {
+  auto& st = self->state;
+  heartbeat hb;
+  hb.id = st.cfg().id;
+  hb.health = "ready";
+  for (auto& [name, r] : st.local) {
+    if (r.state == connector_state::failed) hb.health = "degraded";
+    if (r.state != connector_state::stopped) hb.running.push_back(r);
+  }
+  for (auto& m : st.dir().members())
+    if (m.health == member_health::alive) hb.members[m.info.id] = m.info.address;
+  return hb;
+}
+
+void detect_failures(node_actor* self, steady::time_point now) {
+  auto& st = self->state;
+  for (auto& m : st.dir().members()) {
+    if (m.self || m.health != member_health::alive) continue;
+    auto silent = now - m.last_seen;
+    if (silent < st.cluster().failure_timeout) continue;
+    auto why = "no heartbeat for " + format_seconds(silent);
+    st.log.warn("node down", {{"node", st.cfg().id}, {"peer", m.info.id}, {"reason", why}});
+    st.dir().mark_down(m.info.id, why, now);
+  }
+}
+
+void elect_without_store(node_actor* self) {
+  auto& st = self->state;
+  if (st.cluster().etcd) return; // The ownership worker sets the leader etcd elected.
+  std::string lowest;
+  for (auto& m : st.dir().members())
+    if (m.health == member_health::alive && (lowest.empty() || m.info.id < lowest))
+      lowest = m.info.id;
+  if (lowest == st.leader) return;
+  st.leader = lowest;
+  st.log.info("leader", {{"node", st.cfg().id}, {"leader", lowest}, {"chosen_by", "lowest id"}});
+  st.dir().set_leader(lowest, "lowest id");
+}
+
+void on_tick(node_actor* self) {
+  auto& st = self->state;
+  auto now = steady::now();
+  ++st.ticks;
+
+  auto hb = make_heartbeat(self);
+  st.dir().set_local_running(hb.running, hb.health);
+  for (auto& [id, peer] : st.joined)
+    if (st.dir().is_alive(id)) self->send(peer, heartbeat_atom::value, hb);
+  poll_local(self);
+
+  detect_failures(self, now);
+  elect_without_store(self);
+  if (st.ticks % redial_every == 1) redial(self);
+  self->delayed_send(self, st.cluster().heartbeat_interval, tick_atom::value);
+}
+
+caf::behavior cluster_node(node_actor* self, cluster_node_deps deps) {
+  auto& st = self->state;
+  st.deps = std::move(deps);
+  for (auto& address : st.cluster().seeds) st.seeds[address].address = address;
+  auto& sys = self->system();
+  st.mm = st.cluster().tls.enabled() ? sys.openssl_manager().actor_handle()
+                                     : sys.middleman().actor_handle();
+
+  self->set_down_handler([=](caf::down_msg& msg) {
+    auto& st = self->state;
+    st.monitored.erase(msg.source);
+    auto i = st.accepted.find(msg.source);
+    if (i == st.accepted.end()) return;
+    auto id = i->second;
+    st.accepted.erase(i);
+    if (auto j = st.joined.find(id); j != st.joined.end() && j->second.address() == msg.source)
+      st.joined.erase(j);
+    auto why = "connection lost (" + self->system().render(msg.reason) + ")";
+    if (st.dir().is_alive(id))
+      st.log.warn("node down", {{"node", st.cfg().id}, {"peer", id}, {"reason", why}});
+    st.dir().mark_down(id, why, steady::now());
+  });
+
+  return {
+    // Sent once by start_cluster_node after publishing: the bound port completes our address.
+    [=](start_atom, std::uint16_t port) {
+      auto& st = self->state;
+      auto& info = st.self_info;
+      info.id = st.cfg().id;
+      info.address = st.cluster().host + ":" + std::to_string(port);
+      info.api_url = st.deps.api_url;
+      info.labels = st.cfg().labels;
+      info.node = caf::actor_cast<caf::actor>(self);
+      info.bus = st.deps.bus;
+      info.gateway = st.deps.gateway;
+      info.supervisors = st.deps.supervisors;
+      st.dir().set_self(info);
+      for (auto& [address, s] : st.seeds) st.dir().set_seed(s);
+      st.log.info("cluster node listening",
+                  {{"node", info.id}, {"address", info.address},
+                   {"tls", st.cluster().tls.enabled() ? "on" : "off"}});
+      on_tick(self);
+      for (auto& [address, s] : st.seeds) dial(self, address);
+    },
+    [=](tick_atom) { on_tick(self); },
+    [=](hello_atom, std::uint32_t version, const std::string& cluster, const std::string& id,
+        const std::string& digest)
+      -> caf::result<hello_atom, std::uint32_t, std::string, std::string, std::string> {
+      auto& st = self->state;
+      auto peer = caf::actor_cast<caf::actor>(self->current_sender());
+      auto why = mismatch(st, version, cluster, id, digest);
+      if (!why.empty()) {
+        refuse(self, id, why);
+        return make_error(errc::conflict,
+                          "node '" + st.cfg().id + "' refuses node '" + id + "': " + why);
+      }
+      if (!peer) return make_error(errc::bad_request, "hello without a sender");
+      st.accepted[peer.address()] = id;
+      return {hello_atom::value, st.deps.protocol_version, st.cluster().name, st.cfg().id,
+              st.cluster().connectors_digest};
+    },
+    [=](join_atom, node_info& info) -> caf::result<node_info> {
+      auto& st = self->state;
+      auto peer = caf::actor_cast<caf::actor>(self->current_sender());
+      auto i = peer ? st.accepted.find(peer.address()) : st.accepted.end();
+      if (i == st.accepted.end() || i->second != info.id)
+        return make_error(errc::conflict, "node '" + info.id + "' joins without a handshake");
+      admit(self, std::move(info), peer, {});
+      return st.self_info;
+    },
+    [=](heartbeat_atom, heartbeat& hb) {
+      auto& st = self->state;
+      auto peer = caf::actor_cast<caf::actor>(self->current_sender());
+      auto j = st.joined.find(hb.id);
+      if (!peer || j == st.joined.end() || j->second != peer) return; // Not (or no longer) ours.
+      if (!st.dir().is_alive(hb.id)) {
+        // Silent for a while but the link held (e.g. a paused process): back without a new
+        // handshake, since it is the same node actor.
+        st.log.info("node back", {{"node", st.cfg().id}, {"peer", hb.id}});
+        if (auto m = st.dir().member(hb.id)) subscribe_to(self, m->info);
+      }
+      st.dir().heartbeat_received(hb, steady::now());
+      for (auto& [id, address] : hb.members) {
+        if (id == st.cfg().id || st.dir().is_alive(id) || address.empty()) continue;
+        if (st.learned.emplace(id, address).second) dial(self, address);
+      }
+    },
+  };
+}
+
+caf::error check_readable(const std::string& what, const std::string& path) {
+  std::ifstream in{path};
+  if (!in)
+    return make_error(errc::bad_request,
+                      "cannot read cluster.tls." + what + " file '" + path + "'");
+  return caf::none;
+}
+
+} // namespace
+
+void configure_cluster(caf::actor_system_config& sys_cfg, const node_config& cfg) {
+  sys_cfg.load<caf::io::middleman>();
+  auto& tls = cfg.cluster.tls;
+  if (tls.enabled()) {
+    // CAF's openssl manager then requires and verifies a certificate on both ends of every
+    // connection (SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT) against `cafile`.
+    sys_cfg.load<caf::openssl::manager>();
+    sys_cfg.openssl_certificate = tls.certificate;
+    sys_cfg.openssl_key = tls.key;
+    sys_cfg.openssl_cafile = tls.ca;
+  }
+  register_cluster_types(sys_cfg);
+}
+
+caf::expected<std::pair<caf::actor, std::uint16_t>>
+start_cluster_node(caf::actor_system& sys, cluster_node_deps deps) {
+  if (!deps.config || !deps.directory)
+    return make_error(errc::internal, "start_cluster_node needs a config and a directory");
+  auto cfg = deps.config;
+  auto& tls = cfg->cluster.tls;
+  if (tls.enabled()) {
+    if (!openssl_error_queue_cleared)
+      return make_error(errc::internal, "the OpenSSL error queue shims are missing");
+    // CAF reads these files only at the first connection, and then only logs a failure.
+    for (auto& [what, path] : {std::pair<std::string, std::string>{"certificate", tls.certificate},
+                               {"key", tls.key},
+                               {"ca", tls.ca}})
+      if (auto err = check_readable(what, path)) return err;
+    if (!sys.has_openssl_manager())
+      return make_error(errc::internal,
+                        "cluster.tls is set but the actor system has no openssl manager "
+                        "(configure_cluster was not called)");
+  }
+
+  auto node = sys.spawn(cluster_node, std::move(deps));
+  auto& host = cfg->cluster.host;
+  auto bound = tls.enabled()
+                 ? caf::openssl::publish(node, cfg->cluster.port, host.c_str())
+                 : caf::io::publish(node, cfg->cluster.port, host.c_str());
+  if (!bound) {
+    caf::anon_send_exit(node, caf::exit_reason::user_shutdown);
+    return make_error(errc::unavailable, "cannot listen for cluster peers on " + host + ":" +
+                                           std::to_string(cfg->cluster.port) + ": " +
+                                           sys.render(bound.error()));
+  }
+  caf::anon_send(node, start_atom::value, *bound);
+  return std::make_pair(node, *bound);
+}
+
+} // namespace manifold::supervision
