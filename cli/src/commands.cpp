@@ -142,11 +142,18 @@ int connectors_list(const client_options& opts) {
     std::cout << body.dump(2) << '\n';
     return exit_ok;
   }
+  // In a cluster every connector also says which node runs it.
+  bool clustered = body.is_array() && !body.empty() && body.front().contains("node");
   std::vector<std::vector<std::string>> rows;
-  for (auto& c : body)
+  for (auto& c : body) {
     rows.push_back({c.value("name", ""), c.value("type", ""), c.value("state", ""),
                     scalar_text(c.value("restarts", json{})), c.value("last_error", "")});
-  print_table({"CONNECTOR", "TYPE", "STATE", "RESTARTS", "LAST ERROR"}, rows);
+    if (clustered) rows.back().insert(rows.back().begin() + 3, scalar_text(c["node"]));
+  }
+  if (clustered)
+    print_table({"CONNECTOR", "TYPE", "STATE", "NODE", "RESTARTS", "LAST ERROR"}, rows);
+  else
+    print_table({"CONNECTOR", "TYPE", "STATE", "RESTARTS", "LAST ERROR"}, rows);
   return exit_ok;
 }
 
@@ -170,6 +177,81 @@ int connector_command(const client_options& opts, const std::string& op,
     std::cout << body.dump(2) << '\n';
   else
     print_connector(body);
+  return exit_ok;
+}
+
+int connector_move(const client_options& opts, const std::string& name, const std::string& to) {
+  json body;
+  json request{{"to", to}};
+  int rc = call(opts, "POST", "/v1/connectors/" + encode_segment(name) + "/move", request.dump(),
+                body);
+  if (rc != exit_ok) return rc;
+  if (opts.as_json)
+    std::cout << body.dump(2) << '\n';
+  else
+    std::cout << body.value("result", "") << '\n';
+  return exit_ok;
+}
+
+std::string labels_text(const json& labels) {
+  std::string out;
+  if (!labels.is_object()) return out;
+  for (auto& [k, v] : labels.items()) out += (out.empty() ? "" : ",") + k + "=" + scalar_text(v);
+  return out;
+}
+
+int cluster_status(const client_options& opts) {
+  json body;
+  if (int rc = call(opts, "GET", "/v1/cluster", {}, body); rc != exit_ok) return rc;
+  if (opts.as_json) {
+    std::cout << body.dump(2) << '\n';
+    return exit_ok;
+  }
+  auto leader = body["leader"];
+  std::cout << "Cluster '" << body.value("cluster", "") << "' seen from node '"
+            << body.value("self", "") << "'; leader: " << scalar_text(leader["id"])
+            << (leader.value("chosen_by", "").empty() ? ""
+                                                      : " (" + leader.value("chosen_by", "") + ")")
+            << '\n';
+  if (body.contains("note")) std::cout << "Note: " << body["note"].get<std::string>() << '\n';
+  std::cout << '\n';
+  std::vector<std::vector<std::string>> rows;
+  for (auto& m : body["members"]) {
+    std::string health = m.value("health", "");
+    if (m.value("self", false)) health += " (this node)";
+    std::string running;
+    for (auto& c : m["connectors"])
+      running += (running.empty() ? "" : ",") + c.value("name", "") + ":" + c.value("state", "");
+    rows.push_back({m.value("id", ""), health, m.value("address", ""),
+                    labels_text(m["labels"]), running.empty() ? "-" : running,
+                    m.value("reason", "").empty() ? "-" : m.value("reason", "")});
+  }
+  print_table({"NODE", "HEALTH", "ADDRESS", "LABELS", "RUNNING", "REASON"}, rows);
+  std::cout << '\n';
+  rows.clear();
+  for (auto& c : body["connectors"])
+    rows.push_back({c.value("name", ""), c.value("placement", ""), scalar_text(c["node"]),
+                    c.value("available", false) ? "yes" : "no",
+                    c.value("reason", "").empty() ? "-" : c.value("reason", "")});
+  print_table({"CONNECTOR", "PLACEMENT", "NODE", "AVAILABLE", "REASON"}, rows);
+  if (body["refusals"].is_array() && !body["refusals"].empty()) {
+    std::cout << "\nRefused peers:\n";
+    for (auto& r : body["refusals"])
+      std::cout << "  " << r.value("peer", "") << ": " << r.value("reason", "") << '\n';
+  }
+  return exit_ok;
+}
+
+int cluster_drain(const client_options& opts, const std::string& node, bool undo) {
+  json body;
+  json request{{"drain", !undo}};
+  int rc = call(opts, "POST", "/v1/cluster/nodes/" + encode_segment(node) + "/drain",
+                request.dump(), body);
+  if (rc != exit_ok) return rc;
+  if (opts.as_json)
+    std::cout << body.dump(2) << '\n';
+  else
+    std::cout << body.value("result", "") << '\n';
   return exit_ok;
 }
 
@@ -389,8 +471,12 @@ int node_run(const std::string& file, const std::string& listen,
     return exit_failed;
   }
   std::cout << "Manifold node '" << node.config().id << "' is running.\n"
-            << "Gateway: " << node.url() << "  (try: curl " << node.url() << "/v1/devices)\n"
-            << "Press Ctrl-C to stop." << std::endl;
+            << "Gateway: " << node.url() << "  (try: curl " << node.url() << "/v1/devices)\n";
+  if (node.cluster_port() != 0)
+    std::cout << "Cluster: '" << node.config().cluster.name << "', accepting nodes on port "
+              << node.cluster_port() << "  (try: manifold cluster status --url " << node.url()
+              << ")\n";
+  std::cout << "Press Ctrl-C to stop." << std::endl;
   int sig = 0;
   sigwait(&signals, &sig);
   node.stop();
@@ -473,6 +559,30 @@ int run(int argc, char** argv) {
     connector_ops[op] = sub;
   }
 
+  // manifold connector move NAME --to NODE
+  std::string move_to;
+  auto move_cmd = conn->add_subcommand("move", "Move a movable connector to another node "
+                                                "(cluster with etcd)");
+  move_cmd->add_option("name", connector_name, "Connector name")->required();
+  move_cmd->add_option("--to", move_to, "Node id to move it to")->required();
+  add_client_flags(move_cmd);
+
+  // manifold cluster status|drain
+  auto cluster = app.add_subcommand("cluster", "The cluster a running node is part of");
+  cluster->require_subcommand(1);
+  auto cluster_status_cmd =
+    cluster->add_subcommand("status", "Show nodes, their health, the leader and which "
+                                      "connectors run where");
+  add_client_flags(cluster_status_cmd);
+  auto cluster_drain_cmd = cluster->add_subcommand(
+    "drain", "Move every movable connector off a node, e.g. for maintenance (needs etcd)");
+  std::string drain_node;
+  bool drain_undo = false;
+  cluster_drain_cmd->add_option("node", drain_node, "Node id")->required();
+  cluster_drain_cmd->add_flag("--undo", drain_undo,
+                              "Let the node take movable connectors again");
+  add_client_flags(cluster_drain_cmd);
+
   // manifold point get
   auto point = app.add_subcommand("point", "Points of a running node's devices");
   point->require_subcommand(1);
@@ -525,6 +635,9 @@ int run(int argc, char** argv) {
   if (*conns_list_cmd) return connectors_list(client);
   for (auto& [op, sub] : connector_ops)
     if (*sub) return connector_command(client, op, connector_name);
+  if (*move_cmd) return connector_move(client, connector_name, move_to);
+  if (*cluster_status_cmd) return cluster_status(client);
+  if (*cluster_drain_cmd) return cluster_drain(client, drain_node, drain_undo);
   if (*point_get_cmd) return point_get(client, point_ref);
   if (*invoke_cmd) return action_invoke(client, action_device, action_name, action_params);
   return exit_usage;

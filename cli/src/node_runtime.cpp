@@ -5,14 +5,20 @@
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
+#include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 
+#include "manifold/actors/cluster.hpp"
 #include "manifold/actors/data_bus.hpp"
+#include "manifold/actors/errors.hpp"
 #include "manifold/actors/metrics.hpp"
 #include "manifold/connectors/transport.hpp"
 #include "manifold/gateway/gateway.hpp"
+#include "manifold/supervision/cluster_node.hpp"
 #include "manifold/supervision/connector_supervisor.hpp"
+#include "manifold/supervision/etcd_lease_store.hpp"
 #include "manifold/supervision/node_supervisor.hpp"
+#include "manifold/supervision/ownership_worker.hpp"
 
 namespace manifold::cli {
 
@@ -36,6 +42,7 @@ namespace {
 void configure_system(caf::actor_system_config& sys_cfg, const node_config& cfg) {
   if (cfg.worker_threads > 0)
     sys_cfg.set("scheduler.max-threads", static_cast<std::size_t>(cfg.worker_threads));
+  if (cfg.cluster.enabled) supervision::configure_cluster(sys_cfg, cfg);
 }
 
 /// A per-connector seed: stable for a name, different between connectors.
@@ -57,6 +64,11 @@ struct node_runtime::impl {
   caf::actor gateway;
   std::map<std::string, caf::actor> supervisors;
   std::unique_ptr<gateway::http_server> http;
+  std::shared_ptr<cluster_directory> directory;
+  std::shared_ptr<connectors::ownership_fence> fence;
+  caf::actor cluster_node;
+  std::uint16_t cluster_port = 0;
+  caf::actor ownership;
   log::logger log{"node"};
   bool stopped = false;
 };
@@ -81,26 +93,79 @@ std::optional<std::string> node_runtime::start() {
   d.sys = std::make_unique<caf::actor_system>(d.sys_cfg);
   d.bus = spawn_data_bus(*d.sys, d.metrics);
   d.root = supervision::spawn_node_supervisor(*d.sys, d.cfg->supervision);
+  auto& cl = d.cfg->cluster;
+  if (cl.enabled) {
+    d.directory = std::make_shared<cluster_directory>(d.cfg);
+    d.fence = std::make_shared<connectors::ownership_fence>();
+  }
   supervision::group_list groups;
   for (auto& c : d.cfg->connectors) {
     auto* type = d.registry.find(c.type);
     // Each connector gets a copy of its own section only: nothing of the others.
     auto ctx = connectors::make_connector_context(c, d.bus, d.metrics, d.transports,
                                                   connector_seed(d.cfg->id, c.name));
-    auto group = supervision::spawn_connector_supervisor(*d.sys, *type, ctx, d.root);
+    // In a cluster a pinned connector starts on its node right away, whatever the rest of the
+    // cluster does; any other waits until the ownership worker took its owner key, and drives
+    // its devices only while this node's lease is renewed.
+    bool placed = !cl.enabled || c.placement.node == d.cfg->id;
+    if (cl.enabled && c.placement.node.empty()) ctx.fence = d.fence;
+    auto group = supervision::spawn_connector_supervisor(*d.sys, *type, ctx, d.root, placed);
+    if (!placed) {
+      auto where = c.placement.node.empty() ? "waiting for an owner (placement: " +
+                                                c.placement.to_string() + ")"
+                                            : "pinned to node '" + c.placement.node + "'";
+      caf::anon_send(group, place_atom::value, false, where);
+    }
     d.supervisors.emplace(c.name, group);
     groups.emplace_back(c.name, group);
   }
   caf::anon_send(d.root, groups_atom::value, std::move(groups));
-  gateway::gateway_deps deps{d.cfg, d.supervisors, d.bus, d.metrics};
+  gateway::gateway_deps deps{d.cfg, d.supervisors, d.bus, d.metrics, d.directory, {}};
   d.gateway = gateway::spawn_gateway(*d.sys, deps);
   d.http = std::make_unique<gateway::http_server>(*d.sys, d.gateway, d.bus, d.cfg->gateway,
                                                   d.metrics);
   if (auto err = d.http->start()) return "gateway: " + *err;
+  if (cl.enabled)
+    if (auto err = start_cluster()) return err;
   d.log.info("node started", {{"node", d.cfg->id},
                               {"connectors", std::to_string(d.cfg->connectors.size())},
                               {"url", url()}});
   return std::nullopt;
+}
+
+std::optional<std::string> node_runtime::start_cluster() {
+  auto& d = *impl_;
+  auto& cl = d.cfg->cluster;
+  supervision::cluster_node_deps nd;
+  nd.config = d.cfg;
+  nd.bus = d.bus;
+  nd.gateway = d.gateway;
+  nd.supervisors = d.supervisors;
+  nd.directory = d.directory;
+  nd.api_url = url();
+  auto started = supervision::start_cluster_node(*d.sys, std::move(nd));
+  if (!started) return "cluster: " + message_of(started.error());
+  d.cluster_node = started->first;
+  d.cluster_port = started->second;
+  if (!cl.etcd) return std::nullopt;
+  auto store = supervision::etcd_lease_store::make(*cl.etcd);
+  if (!store) return "cluster.etcd: " + message_of(store.error());
+  supervision::ownership_worker_deps od;
+  od.config = d.cfg;
+  od.supervisors = d.supervisors;
+  od.directory = d.directory;
+  od.fence = d.fence;
+  od.store = std::shared_ptr<supervision::lease_store>(std::move(*store));
+  auto host = cl.host.find(':') != std::string::npos ? "[" + cl.host + "]" : cl.host;
+  od.address = host + ":" + std::to_string(d.cluster_port);
+  od.api_url = url();
+  d.ownership = supervision::spawn_ownership_worker(*d.sys, std::move(od));
+  caf::anon_send(d.gateway, cluster_atom::value, d.ownership);
+  return std::nullopt;
+}
+
+std::uint16_t node_runtime::cluster_port() const {
+  return impl_->cluster_port;
 }
 
 std::uint16_t node_runtime::port() const {
@@ -122,11 +187,24 @@ void node_runtime::stop() {
   if (d.stopped || !d.sys) return;
   d.stopped = true;
   if (d.http) d.http->stop();
+  if (d.ownership) {
+    // Hands the movable connectors over at once instead of after the lease ttl: stop them,
+    // then revoke the lease.
+    caf::scoped_actor self{*d.sys};
+    self->request(d.ownership, std::chrono::seconds{10}, stop_atom::value)
+      .receive([](bool) {}, [&](caf::error& err) {
+        d.log.warn("ownership hand-over at stop failed", {{"error", message_of(err)}});
+      });
+    caf::anon_send_exit(d.ownership, caf::exit_reason::user_shutdown);
+  }
+  if (d.cluster_node) caf::anon_send_exit(d.cluster_node, caf::exit_reason::user_shutdown);
   // Ending the root ends every connector group linked to it.
   caf::anon_send_exit(d.root, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(d.gateway, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(d.bus, caf::exit_reason::user_shutdown);
   d.supervisors.clear();
+  d.ownership = nullptr;
+  d.cluster_node = nullptr;
   d.root = nullptr;
   d.gateway = nullptr;
   d.bus = nullptr;

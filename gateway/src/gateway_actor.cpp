@@ -22,6 +22,7 @@
 #include <prometheus/counter.h>
 #include <prometheus/histogram.h>
 
+#include "manifold/actors/cluster.hpp"
 #include "manifold/actors/errors.hpp"
 #include "manifold/actors/log.hpp"
 #include "manifold/actors/messages.hpp"
@@ -95,6 +96,9 @@ struct device_entry {
 struct gateway_state {
   gateway_deps deps;
   std::chrono::milliseconds timeout{10000};
+  /// For calls to another node: a paused or cut-off node must not hold a client for the whole
+  /// request timeout.
+  std::chrono::milliseconds remote_timeout{3000};
   std::map<std::string, device_entry> devices; ///< Device name -> its declaration.
   log::logger log{"gateway"};
   static inline const char* name = "gateway";
@@ -114,10 +118,64 @@ struct route {
   std::map<std::string, handler> methods; ///< Method -> handler.
 };
 
-caf::actor supervisor_of(gateway_actor* self, const std::string& connector) {
-  auto& c = self->state.deps.connectors;
-  if (auto i = c.find(connector); i != c.end()) return i->second;
-  return nullptr;
+/// Where the calls for one connector go: its supervisor and the data bus its readings land on,
+/// on this node or another one.
+struct target {
+  caf::actor supervisor;
+  caf::actor bus;
+  std::string node; ///< Empty on a single node.
+  bool remote = false;
+  std::string unavailable; ///< Why there is nowhere to go; the handles are null then.
+
+  explicit operator bool() const { return unavailable.empty(); }
+};
+
+target target_of(gateway_actor* self, const std::string& connector) {
+  auto& st = self->state;
+  target t;
+  if (!st.deps.directory) {
+    // One node: readings are on the local bus even while no supervisor runs the connector.
+    t.bus = st.deps.bus;
+    auto& c = st.deps.connectors;
+    if (auto i = c.find(connector); i != c.end() && i->second) {
+      t.supervisor = i->second;
+    } else {
+      t.unavailable = "no supervisor runs connector '" + connector + "'";
+    }
+    return t;
+  }
+  auto loc = st.deps.directory->locate(connector);
+  using kind = connector_location::kind;
+  t.node = loc.node;
+  if (loc.where == kind::unavailable) {
+    t.unavailable = loc.reason;
+    return t;
+  }
+  t.supervisor = loc.supervisor;
+  t.remote = loc.where == kind::remote;
+  // The local bus is ours even when the directory's handle to it would do.
+  t.bus = t.remote ? loc.bus : st.deps.bus;
+  return t;
+}
+
+std::chrono::milliseconds deadline_for(gateway_actor* self, const target& t) {
+  auto& st = self->state;
+  return t.remote ? std::min(st.timeout, st.remote_timeout) : st.timeout;
+}
+
+/// A remote node that does not answer in time or whose connection broke is unavailable (503),
+/// not a slow connector (504): the client should retry elsewhere or later.
+caf::error remote_error(gateway_actor* self, const target& t, const caf::error& err) {
+  if (!t.remote) return err;
+  auto code = code_of(err);
+  if (code == errc::timeout)
+    return make_error(errc::unavailable,
+                      "node '" + t.node + "' did not answer within " +
+                        std::to_string(deadline_for(self, t).count()) + " ms");
+  if (err.category() != manifold_errc_category())
+    return make_error(errc::unavailable,
+                      "node '" + t.node + "' cannot be reached: " + message_of(err));
+  return err;
 }
 
 const device_entry* find_device(gateway_actor* self, const std::string& name) {
@@ -219,6 +277,8 @@ struct status_answer {
   const connector_config* config = nullptr;
   std::optional<connector_status> status;
   std::string failure;
+  std::string node;      ///< Where it runs, in a cluster.
+  bool clustered = false;
 };
 
 json connector_object(const status_answer& a) {
@@ -231,11 +291,15 @@ json connector_object(const status_answer& a) {
     j["last_error"] = a.status->last_error;
     j["unreachable_devices"] = a.status->unreachable_devices;
   } else {
-    j["state"] = "unknown";
+    j["state"] = a.clustered ? "unavailable" : "unknown";
     j["restarts"] = nullptr;
     j["last_error"] = a.failure;
   }
   j["devices"] = std::move(devices);
+  if (a.clustered) {
+    j["node"] = a.node.empty() ? json(nullptr) : json(a.node);
+    j["placement"] = a.config->placement.to_string();
+  }
   return j;
 }
 
@@ -260,21 +324,24 @@ void collect_statuses(gateway_actor* self, std::vector<const connector_config*> 
     return;
   }
   for (std::size_t i = 0; i < list.size(); ++i) {
-    g->answers[i].config = list[i];
-    auto sup = supervisor_of(self, list[i]->name);
-    if (!sup) {
-      g->answers[i].failure = "no supervisor runs this connector";
+    auto& a = g->answers[i];
+    a.config = list[i];
+    auto t = target_of(self, list[i]->name);
+    a.node = t.node;
+    a.clustered = self->state.deps.directory != nullptr;
+    if (!t) {
+      a.failure = t.unavailable;
       finish_one();
       continue;
     }
-    self->request(sup, self->state.timeout, status_atom::value)
+    self->request(t.supervisor, deadline_for(self, t), status_atom::value)
       .then(
         [g, i, finish_one](connector_status& s) {
           g->answers[i].status = std::move(s);
           finish_one();
         },
-        [g, i, finish_one](caf::error& err) {
-          g->answers[i].failure = message_of(err);
+        [self, g, i, t, finish_one](caf::error& err) {
+          g->answers[i].failure = message_of(remote_error(self, t, err));
           finish_one();
         });
   }
@@ -370,8 +437,12 @@ void get_health(gateway_actor*, const exchange_ptr& ex, const path_params&,
 void get_ready(gateway_actor* self, const exchange_ptr& ex, const path_params&,
                const http_request_data&) {
   std::vector<const connector_config*> list;
+  // In a cluster a node answers for the connectors it runs; the others are their owners' to say.
+  auto& dir = self->state.deps.directory;
   if (auto& cfg = self->state.deps.config)
-    for (auto& c : cfg->connectors) list.push_back(&c);
+    for (auto& c : cfg->connectors)
+      if (!dir || dir->locate(c.name).where == connector_location::kind::local)
+        list.push_back(&c);
   collect_statuses(self, std::move(list), [ex](std::vector<status_answer>& answers) {
     json reasons = json::array();
     for (auto& a : answers) {
@@ -429,25 +500,38 @@ void connector_lifecycle(gateway_actor* self, const exchange_ptr& ex, const path
   auto& cfg = self->state.deps.config;
   const connector_config* c = cfg ? cfg->connector(pp[0]) : nullptr;
   if (!c) return ex->error(errc::not_found, "no connector '" + clip(pp[0]) + "'");
-  auto sup = supervisor_of(self, c->name);
-  if (!sup) return ex->error(errc::unavailable, "connector '" + c->name + "' has no supervisor");
-  self->request(sup, self->state.timeout, Atom::value)
+  auto t = target_of(self, c->name);
+  if (!t) return ex->error(errc::unavailable, t.unavailable);
+  self->request(t.supervisor, deadline_for(self, t), Atom::value)
     .then(
-      [ex, c](connector_status& s) {
+      [self, ex, c, t](connector_status& s) {
         status_answer a;
         a.config = c;
         a.status = std::move(s);
+        a.node = t.node;
+        a.clustered = self->state.deps.directory != nullptr;
         ex->document(200, connector_object(a));
       },
-      [ex](caf::error& err) { ex->error(err); });
+      [self, ex, t](caf::error& err) { ex->error(remote_error(self, t, err)); });
 }
 
 void list_devices(gateway_actor* self, const exchange_ptr& ex, const path_params&,
                   const http_request_data&) {
   json out = json::array();
+  auto& dir = self->state.deps.directory;
   if (auto& cfg = self->state.deps.config)
-    for (auto& c : cfg->connectors)
-      for (auto& d : c.devices) out.push_back(device_summary(c, d));
+    for (auto& c : cfg->connectors) {
+      std::optional<connector_location> loc;
+      if (dir) loc = dir->locate(c.name);
+      for (auto& d : c.devices) {
+        auto j = device_summary(c, d);
+        if (loc) {
+          j["node"] = loc->node.empty() ? json(nullptr) : json(loc->node);
+          j["available"] = loc->where != connector_location::kind::unavailable;
+        }
+        out.push_back(std::move(j));
+      }
+    }
   ex->document(200, out);
 }
 
@@ -460,25 +544,29 @@ const device_entry* device_or_404(gateway_actor* self, const exchange_ptr& ex,
 }
 
 /// Asks the bus for the device's latest readings, then runs `then` with them.
-void with_readings(gateway_actor* self, const exchange_ptr& ex, const std::string& device,
+void with_readings(gateway_actor* self, const exchange_ptr& ex, const device_entry& e,
                    std::function<void(std::vector<point_reading>&)> then) {
-  self->request(self->state.deps.bus, self->state.timeout, get_atom::value, device)
+  auto t = target_of(self, e.connector->name);
+  if (!t.bus) return ex->error(errc::unavailable, t.unavailable);
+  self->request(t.bus, deadline_for(self, t), get_atom::value, e.device->name)
     .then([then](std::vector<point_reading>& rs) { then(rs); },
-          [ex](caf::error& err) { ex->error(err); });
+          [self, ex, t](caf::error& err) { ex->error(remote_error(self, t, err)); });
 }
 
 void get_device(gateway_actor* self, const exchange_ptr& ex, const path_params& pp,
                 const http_request_data&) {
   auto* e = device_or_404(self, ex, pp[0]);
   if (!e) return;
-  with_readings(self, ex, pp[0], [ex, e](std::vector<point_reading>& rs) {
+  with_readings(self, ex, *e, [self, ex, e](std::vector<point_reading>& rs) {
     json actions = json::array();
     for (auto& a : e->device->actions) actions.push_back(action_object(a));
-    ex->document(200, {{"name", e->device->name},
-                       {"connector", e->connector->name},
-                       {"labels", e->device->labels},
-                       {"points", point_objects(*e->device, rs)},
-                       {"actions", std::move(actions)}});
+    json j{{"name", e->device->name},
+           {"connector", e->connector->name},
+           {"labels", e->device->labels},
+           {"points", point_objects(*e->device, rs)},
+           {"actions", std::move(actions)}};
+    if (self->state.deps.directory) j["node"] = target_of(self, e->connector->name).node;
+    ex->document(200, j);
   });
 }
 
@@ -486,7 +574,7 @@ void list_points(gateway_actor* self, const exchange_ptr& ex, const path_params&
                  const http_request_data&) {
   auto* e = device_or_404(self, ex, pp[0]);
   if (!e) return;
-  with_readings(self, ex, pp[0], [ex, e](std::vector<point_reading>& rs) {
+  with_readings(self, ex, *e, [ex, e](std::vector<point_reading>& rs) {
     ex->document(200, point_objects(*e->device, rs));
   });
 }
@@ -506,14 +594,16 @@ void get_point(gateway_actor* self, const exchange_ptr& ex, const path_params& p
   if (!e) return;
   auto* p = point_or_404(ex, *e, pp[1]);
   if (!p) return;
-  self->request(self->state.deps.bus, self->state.timeout, get_atom::value, pp[0], pp[1])
+  auto t = target_of(self, e->connector->name);
+  if (!t.bus) return ex->error(errc::unavailable, t.unavailable);
+  self->request(t.bus, deadline_for(self, t), get_atom::value, pp[0], pp[1])
     .then([ex, p](point_reading& r) { ex->document(200, point_state(*p, &r)); },
-          [ex, p](caf::error& err) {
+          [self, ex, p, t](caf::error& err) {
             // The bus answers not_found until the first reading arrives: declared, not broken.
             if (code_of(err) == errc::not_found)
               ex->document(200, point_state(*p, nullptr));
             else
-              ex->error(err);
+              ex->error(remote_error(self, t, err));
           });
 }
 
@@ -537,13 +627,12 @@ void put_point(gateway_actor* self, const exchange_ptr& ex, const path_params& p
     return ex->error(errc::bad_request, "'value' must be " + expected + " (" +
                                           to_string(p->type) + "), got " +
                                           clip(body->at("value").dump()));
-  auto sup = supervisor_of(self, e->connector->name);
-  if (!sup)
-    return ex->error(errc::unavailable,
-                     "no supervisor runs connector '" + e->connector->name + "'");
-  self->request(sup, self->state.timeout, write_atom::value, pp[0], pp[1], std::move(*v))
+  auto t = target_of(self, e->connector->name);
+  if (!t) return ex->error(errc::unavailable, t.unavailable);
+  self->request(t.supervisor, deadline_for(self, t), write_atom::value, pp[0], pp[1],
+                std::move(*v))
     .then([ex](value& written) { ex->document(200, {{"value", to_json(written)}}); },
-          [ex](caf::error& err) { ex->error(err); });
+          [self, ex, t](caf::error& err) { ex->error(remote_error(self, t, err)); });
 }
 
 void call_action(gateway_actor* self, const exchange_ptr& ex, const path_params& pp,
@@ -567,9 +656,8 @@ void call_action(gateway_actor* self, const exchange_ptr& ex, const path_params&
   if (auto problem = check_params(*a, body, call.params))
     return ex->error(errc::bad_request, *problem);
   const auto& connector = e->connector->name;
-  auto sup = supervisor_of(self, connector);
-  if (!sup)
-    return ex->error(errc::unavailable, "no supervisor runs connector '" + connector + "'");
+  auto t = target_of(self, connector);
+  if (!t) return ex->error(errc::unavailable, t.unavailable);
   auto metrics = self->state.deps.metrics;
   auto started = steady::now();
   auto record = [metrics, connector, action = call.action, started](const char* outcome) {
@@ -578,19 +666,159 @@ void call_action(gateway_actor* self, const exchange_ptr& ex, const path_params&
     metrics->action_calls(connector, action, outcome).Increment();
     metrics->action_latency(connector).Observe(took.count());
   };
-  self->request(sup, self->state.timeout, invoke_atom::value, std::move(call))
+  self->request(t.supervisor, deadline_for(self, t), invoke_atom::value, std::move(call))
     .then(
       [ex, record](value& result) {
         record("ok");
         ex->document(200, {{"result", to_json(result)}});
       },
-      [self, ex, record, connector, action = pp[1]](caf::error& err) {
+      [self, ex, record, connector, t, action = pp[1]](caf::error& raw) {
+        auto err = remote_error(self, t, raw);
         record(to_string(code_of(err)));
         self->state.log.warn("action failed", {{"connector", connector},
                                                {"action", action},
                                                {"error", message_of(err)}});
         ex->error(err);
       });
+}
+
+// -- cluster --------------------------------------------------------------------------------------
+
+json member_object(const cluster_member& m, std::chrono::steady_clock::time_point now) {
+  json connectors = json::array();
+  for (auto& r : m.running) connectors.push_back({{"name", r.name}, {"state", to_string(r.state)}});
+  std::chrono::duration<double> ago = now - m.last_seen;
+  return {{"id", m.info.id},
+          {"self", m.self},
+          {"address", m.info.address},
+          {"api_url", m.info.api_url},
+          {"labels", m.info.labels},
+          {"health", to_string(m.health)},
+          {"node_health", m.node_health},
+          {"reason", m.reason},
+          {"last_seen_seconds_ago", m.self ? 0.0 : std::round(ago.count() * 10) / 10},
+          {"connectors", std::move(connectors)}};
+}
+
+/// `GET /v1/cluster`: members with health, the leader, and where every connector runs.
+void get_cluster(gateway_actor* self, const exchange_ptr& ex, const path_params&,
+                 const http_request_data&) {
+  auto& st = self->state;
+  auto& dir = st.deps.directory;
+  if (!dir)
+    return ex->error(errc::not_found, "this node runs alone: its config has no 'cluster' "
+                                      "section");
+  auto& cfg = dir->config();
+  auto now = std::chrono::steady_clock::now();
+  json members = json::array();
+  for (auto& m : dir->members()) members.push_back(member_object(m, now));
+  json connectors = json::array();
+  for (auto& c : cfg.connectors) {
+    auto loc = dir->locate(c.name);
+    connectors.push_back({{"name", c.name},
+                          {"type", c.type},
+                          {"placement", c.placement.to_string()},
+                          {"movable", c.placement.movable()},
+                          {"node", loc.node.empty() ? json(nullptr) : json(loc.node)},
+                          {"available", loc.where != connector_location::kind::unavailable},
+                          {"reason", loc.reason}});
+  }
+  json seeds = json::array();
+  for (auto& s : dir->seeds())
+    seeds.push_back({{"address", s.address},
+                     {"connected", s.connected},
+                     {"member", s.member},
+                     {"attempts", s.attempts},
+                     {"last_error", s.last_error}});
+  json refusals = json::array();
+  for (auto& r : dir->refusals()) refusals.push_back({{"peer", r.peer}, {"reason", r.reason}});
+  auto leader = dir->leader();
+  bool failover = cfg.cluster.etcd.has_value();
+  json doc{{"cluster", cfg.cluster.name},
+           {"self", dir->self_id()},
+           {"failover", failover},
+           {"leader", {{"id", leader.id.empty() ? json(nullptr) : json(leader.id)},
+                       {"chosen_by", leader.chosen_by}}},
+           {"members", std::move(members)},
+           {"connectors", std::move(connectors)},
+           {"seeds", std::move(seeds)},
+           {"refusals", std::move(refusals)}};
+  if (!failover) {
+    doc["note"] = "no etcd configured: connectors run where they are pinned, and nothing fails "
+                  "over";
+    doc["ownership"] = nullptr;
+    return ex->document(200, doc);
+  }
+  if (!st.deps.cluster_admin) {
+    doc["ownership"] = nullptr;
+    return ex->document(200, doc);
+  }
+  self->request(st.deps.cluster_admin, st.remote_timeout, cluster_atom::value)
+    .then(
+      [ex, doc](std::string& view) mutable {
+        doc["ownership"] = json::parse(view, nullptr, false);
+        ex->document(200, doc);
+      },
+      [ex, doc](caf::error& err) mutable {
+        doc["ownership"] = {{"error", message_of(err)}};
+        ex->document(200, doc);
+      });
+}
+
+/// Drain and move need the ownership worker, which exists only with etcd.
+bool admin_or_409(gateway_actor* self, const exchange_ptr& ex, const char* what) {
+  if (self->state.deps.cluster_admin) return true;
+  ex->error(errc::conflict,
+            std::string{what} + " needs failover, and failover needs 'cluster.etcd' in the "
+                                "config: without it connectors stay where they are pinned");
+  return false;
+}
+
+/// `POST /v1/cluster/nodes/{node}/drain` with an optional `{"drain": false}` to undo.
+void drain_node(gateway_actor* self, const exchange_ptr& ex, const path_params& pp,
+                const http_request_data& req) {
+  if (!self->state.deps.directory)
+    return ex->error(errc::not_found, "this node runs alone: there is no cluster to drain");
+  bool on = true;
+  if (req.body.find_first_not_of(" \t\r\n") != std::string::npos) {
+    auto body = parse_body(ex, req.body);
+    if (!body) return;
+    if (!body->is_object() || body->size() != 1 || !body->contains("drain") ||
+        !body->at("drain").is_boolean())
+      return ex->error(errc::bad_request,
+                       "the body must be empty or {\"drain\": true|false}, got " +
+                         clip(body->dump()));
+    on = body->at("drain").get<bool>();
+  }
+  if (!admin_or_409(self, ex, "draining a node")) return;
+  self->request(self->state.deps.cluster_admin, self->state.remote_timeout, drain_atom::value,
+                pp[0], on)
+    .then([ex](std::string& message) { ex->document(200, {{"result", message}}); },
+          [ex](caf::error& err) { ex->error(err); });
+}
+
+/// `POST /v1/connectors/{name}/move` with `{"to": "NODE"}`.
+void move_connector(gateway_actor* self, const exchange_ptr& ex, const path_params& pp,
+                    const http_request_data& req) {
+  auto& cfg = self->state.deps.config;
+  const connector_config* c = cfg ? cfg->connector(pp[0]) : nullptr;
+  if (!c) return ex->error(errc::not_found, "no connector '" + clip(pp[0]) + "'");
+  if (!self->state.deps.directory)
+    return ex->error(errc::not_found, "this node runs alone: there is no other node to move to");
+  auto body = parse_body(ex, req.body);
+  if (!body) return;
+  if (!body->is_object() || body->size() != 1 || !body->contains("to") ||
+      !body->at("to").is_string())
+    return ex->error(errc::bad_request,
+                     "the body must be {\"to\": \"NODE\"}, got " + clip(body->dump()));
+  if (!c->placement.node.empty())
+    return ex->error(errc::conflict, "connector '" + c->name + "' is pinned to node '" +
+                                       c->placement.node + "' and does not move");
+  if (!admin_or_409(self, ex, "moving a connector")) return;
+  self->request(self->state.deps.cluster_admin, self->state.remote_timeout, move_atom::value,
+                c->name, body->at("to").get<std::string>())
+    .then([ex](std::string& message) { ex->document(200, {{"result", message}}); },
+          [ex](caf::error& err) { ex->error(err); });
 }
 
 void stream_without_upgrade(gateway_actor*, const exchange_ptr& ex, const path_params&,
@@ -615,6 +843,9 @@ const std::vector<route>& routes() {
       {"/v1/connectors/{name}/stop", {}, {{"POST", connector_lifecycle<stop_atom>}}},
       {"/v1/connectors/{name}/start", {}, {{"POST", connector_lifecycle<start_atom>}}},
       {"/v1/connectors/{name}/restart", {}, {{"POST", connector_lifecycle<restart_atom>}}},
+      {"/v1/connectors/{name}/move", {}, {{"POST", move_connector}}},
+      {"/v1/cluster", {}, {{"GET", get_cluster}}},
+      {"/v1/cluster/nodes/{node}/drain", {}, {{"POST", drain_node}}},
       {"/v1/devices", {}, {{"GET", list_devices}}},
       {"/v1/devices/{device}", {}, {{"GET", get_device}}},
       {"/v1/devices/{device}/points", {}, {{"GET", list_points}}},
@@ -680,10 +911,15 @@ caf::behavior gateway(gateway_actor* self, gateway_deps deps) {
   st.deps = std::move(deps);
   if (auto& cfg = st.deps.config) {
     st.timeout = cfg->gateway.request_timeout;
+    st.remote_timeout = cfg->cluster.request_timeout;
     for (auto& c : cfg->connectors)
       for (auto& d : c.devices) st.devices.emplace(d.name, device_entry{&c, &d});
   }
   return {
+    [=](cluster_atom, caf::actor& admin) {
+      // The ownership worker starts after the gateway: it needs the gateway's bound URL.
+      self->state.deps.cluster_admin = std::move(admin);
+    },
     [=](http_atom, http_request_data& req, http_callback& cb) {
       // No exception may leave a handler; the exchange answers 500 if one cuts a request short.
       try {

@@ -3,6 +3,7 @@
 #include <fstream>
 #include <set>
 
+#include <caf/exit_reason.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 #include <caf/event_based_actor.hpp>
@@ -330,7 +331,10 @@ caf::behavior cluster_node(node_actor* self, cluster_node_deps deps) {
     st.accepted.erase(i);
     if (auto j = st.joined.find(id); j != st.joined.end() && j->second.address() == msg.source)
       st.joined.erase(j);
-    auto why = "connection lost (" + self->system().render(msg.reason) + ")";
+    // CAF says remote_link_unreachable when the TCP link broke (process gone, network down).
+    auto why = msg.reason == caf::exit_reason::remote_link_unreachable
+                 ? std::string{"connection lost"}
+                 : "connection lost (" + self->system().render(msg.reason) + ")";
     if (st.dir().is_alive(id))
       st.log.warn("node down", {{"node", st.cfg().id}, {"peer", id}, {"reason", why}});
     st.dir().mark_down(id, why, steady::now());

@@ -43,6 +43,9 @@ using http_atom = caf::atom_constant<caf::atom("http")>;
 using place_atom = caf::atom_constant<caf::atom("place")>;
 /// Readings another node's bus forwards: `(forward_atom, std::vector<point_reading>)`.
 using forward_atom = caf::atom_constant<caf::atom("forward")>;
+using cluster_atom = caf::atom_constant<caf::atom("cluster")>;
+using drain_atom = caf::atom_constant<caf::atom("drain")>;
+using move_atom = caf::atom_constant<caf::atom("move")>;
 
 // -- payloads --------------------------------------------------------------------------------------
 

@@ -35,6 +35,9 @@ public:
   /// The gateway's bound port.
   std::uint16_t port() const;
 
+  /// Where other nodes connect (the bound port); 0 outside a cluster.
+  std::uint16_t cluster_port() const;
+
   /// The base URL of the gateway, e.g. `http://127.0.0.1:8080`.
   std::string url() const;
 
@@ -44,6 +47,8 @@ public:
   void stop();
 
 private:
+  std::optional<std::string> start_cluster();
+
   struct impl;
   std::unique_ptr<impl> impl_;
 };

@@ -14,6 +14,7 @@
 
 namespace manifold {
 class node_metrics;
+class cluster_directory;
 }
 
 namespace manifold::gateway {
@@ -24,9 +25,16 @@ struct gateway_deps {
   std::map<std::string, caf::actor> connectors; ///< Connector name -> its supervisor.
   caf::actor bus;
   std::shared_ptr<node_metrics> metrics;
+  /// In a cluster: where every connector runs. Null on a single node.
+  std::shared_ptr<cluster_directory> directory;
+  /// In a cluster with etcd: the ownership worker, which takes drain and move requests and
+  /// answers `(cluster_atom) -> std::string` with its view as JSON. Null otherwise.
+  caf::actor cluster_admin;
 };
 
-/// The one entry to the unified API: routes each request to the data bus or a connector.
+/// The one entry to the unified API: routes each request to the data bus or a connector, on
+/// this node or, in a cluster, on the node that runs it. `(cluster_atom, caf::actor)` sets the
+/// cluster admin (see `gateway_deps::cluster_admin`) after the fact.
 caf::actor spawn_gateway(caf::actor_system& sys, gateway_deps deps);
 
 /// The HTTP/1.1 + WebSocket front of the gateway actor, on Boost.Beast. Runs on its own I/O
