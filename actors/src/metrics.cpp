@@ -74,6 +74,34 @@ node_metrics::node_metrics() : registry_(std::make_shared<prometheus::Registry>(
                            .Name("manifold_stream_subscribers")
                            .Help("Open WebSocket reading streams")
                            .Register(r);
+  cluster_members_ = &prometheus::BuildGauge()
+                        .Name("manifold_cluster_members")
+                        .Help("Cluster members this node sees, by health (alive, down)")
+                        .Register(r);
+  cluster_leader_ = &prometheus::BuildGauge()
+                       .Name("manifold_cluster_leader")
+                       .Help("1 while this node leads the cluster, else 0")
+                       .Register(r);
+  lease_healthy_ = &prometheus::BuildGauge()
+                      .Name("manifold_cluster_lease_healthy")
+                      .Help("1 while this node holds an etcd lease it renewed in time, else 0")
+                      .Register(r);
+  fence_remaining_ = &prometheus::BuildGauge()
+                        .Name("manifold_cluster_fence_remaining_seconds")
+                        .Help("How long this node may still drive its movable connectors "
+                              "without renewing its lease")
+                        .Register(r);
+}
+
+void node_metrics::set_cluster_members(std::size_t alive, std::size_t down, bool leader) {
+  cluster_members_->Add({{"health", "alive"}}).Set(static_cast<double>(alive));
+  cluster_members_->Add({{"health", "down"}}).Set(static_cast<double>(down));
+  cluster_leader_->Add({}).Set(leader ? 1 : 0);
+}
+
+void node_metrics::set_ownership(bool lease_healthy, double fence_remaining_seconds) {
+  lease_healthy_->Add({}).Set(lease_healthy ? 1 : 0);
+  fence_remaining_->Add({}).Set(fence_remaining_seconds);
 }
 
 std::string node_metrics::serialize() const {

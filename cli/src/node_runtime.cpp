@@ -159,6 +159,7 @@ std::optional<std::string> node_runtime::start_cluster() {
   auto host = cl.host.find(':') != std::string::npos ? "[" + cl.host + "]" : cl.host;
   od.address = host + ":" + std::to_string(d.cluster_port);
   od.api_url = url();
+  od.metrics = d.metrics;
   d.ownership = supervision::spawn_ownership_worker(*d.sys, std::move(od));
   caf::anon_send(d.gateway, cluster_atom::value, d.ownership);
   return std::nullopt;

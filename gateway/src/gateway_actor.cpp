@@ -466,7 +466,15 @@ void get_metrics(gateway_actor* self, const exchange_ptr& ex, const path_params&
                  const http_request_data&) {
   http_reply r;
   r.content_type = "text/plain; version=0.0.4";
-  if (auto& m = self->state.deps.metrics) r.body = m->serialize();
+  auto& m = self->state.deps.metrics;
+  if (auto& dir = self->state.deps.directory; m && dir) {
+    // Read from the directory at scrape time: always current, and no writer needs the metrics.
+    std::size_t alive = 0;
+    std::size_t down = 0;
+    for (auto& member : dir->members()) ++(member.health == member_health::alive ? alive : down);
+    m->set_cluster_members(alive, down, dir->leader().id == dir->self_id());
+  }
+  if (m) r.body = m->serialize();
   ex->reply(std::move(r));
 }
 

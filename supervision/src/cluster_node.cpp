@@ -334,6 +334,8 @@ caf::behavior cluster_node(node_actor* self, cluster_node_deps deps) {
     // CAF says remote_link_unreachable when the TCP link broke (process gone, network down).
     auto why = msg.reason == caf::exit_reason::remote_link_unreachable
                  ? std::string{"connection lost"}
+               : msg.reason == caf::exit_reason::user_shutdown
+                 ? std::string{"the node stopped"}
                  : "connection lost (" + self->system().render(msg.reason) + ")";
     if (st.dir().is_alive(id))
       st.log.warn("node down", {{"node", st.cfg().id}, {"peer", id}, {"reason", why}});

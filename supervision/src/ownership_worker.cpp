@@ -15,6 +15,7 @@
 #include "manifold/actors/errors.hpp"
 #include "manifold/actors/log.hpp"
 #include "manifold/actors/messages.hpp"
+#include "manifold/actors/metrics.hpp"
 #include "manifold/connectors/sdk.hpp"
 #include "manifold/supervision/lease_store.hpp"
 #include "manifold/supervision/ownership.hpp"
@@ -96,6 +97,10 @@ void publish(worker_actor* self) {
   auto v = st.agent->view();
   st.deps.directory->set_leader(v.leader, "etcd");
   st.deps.directory->set_owners(v.owners);
+  if (st.deps.metrics) {
+    std::chrono::duration<double> left = v.valid_until - steady::now();
+    st.deps.metrics->set_ownership(v.lease_healthy, std::max(0.0, left.count()));
+  }
 }
 
 void step(worker_actor* self) {

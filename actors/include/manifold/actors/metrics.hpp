@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -48,6 +49,11 @@ public:
   prometheus::Gauge& connector_last_restart(const std::string& connector);
   prometheus::Counter& stream_dropped();
   prometheus::Gauge& stream_subscribers();
+  /// `manifold_cluster_members{health}` and `manifold_cluster_leader`.
+  void set_cluster_members(std::size_t alive, std::size_t down, bool leader);
+  /// `manifold_cluster_lease_healthy` and `manifold_cluster_fence_remaining_seconds`: a node
+  /// whose lease is not healthy is about to stop (or has stopped) its movable connectors.
+  void set_ownership(bool lease_healthy, double fence_remaining_seconds);
 
 private:
   std::shared_ptr<prometheus::Registry> registry_;
@@ -65,6 +71,10 @@ private:
   prometheus::Family<prometheus::Gauge>* last_restart_;
   prometheus::Family<prometheus::Counter>* stream_dropped_;
   prometheus::Family<prometheus::Gauge>* stream_subscribers_;
+  prometheus::Family<prometheus::Gauge>* cluster_members_;
+  prometheus::Family<prometheus::Gauge>* cluster_leader_;
+  prometheus::Family<prometheus::Gauge>* lease_healthy_;
+  prometheus::Family<prometheus::Gauge>* fence_remaining_;
 };
 
 } // namespace manifold

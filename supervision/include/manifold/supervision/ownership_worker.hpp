@@ -11,6 +11,7 @@
 
 namespace manifold {
 class cluster_directory;
+class node_metrics;
 }
 
 namespace manifold::connectors {
@@ -32,6 +33,7 @@ struct ownership_worker_deps {
   std::shared_ptr<lease_store> store;
   std::string address; ///< Where other nodes reach this one (`host:port`).
   std::string api_url; ///< This node's gateway.
+  std::shared_ptr<node_metrics> metrics; ///< May be null.
 };
 
 /// Spawns the node's ownership worker (a detached actor: its store calls block). Every
