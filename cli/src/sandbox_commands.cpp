@@ -3,7 +3,9 @@
 
 #include "sandbox_commands.hpp"
 
+#include <algorithm>
 #include <fstream>
+#include <set>
 #include <iostream>
 #include <memory>
 #include <sstream>
@@ -14,6 +16,7 @@
 #include "manifold/actors/log.hpp"
 #include "manifold/cli/commands.hpp"
 #include "manifold/cli/node_runtime.hpp"
+#include "manifold/testkit/cluster_simulation.hpp"
 #include "manifold/testkit/params.hpp"
 #include "manifold/testkit/scenario.hpp"
 #include "manifold/testkit/simulation.hpp"
@@ -35,6 +38,7 @@ struct sandbox_options {
   std::string log_level = "off";
 
   std::string config;
+  std::vector<std::string> nodes; ///< `ID[:KEY=VALUE,...]`
   std::string device;
   std::string action;
   std::vector<std::string> params;
@@ -256,6 +260,152 @@ int sandbox_sweep(const sandbox_options& o) {
   return exit_ok;
 }
 
+/// `ID[:KEY=VALUE,...]` with the shared config's node labels underneath.
+std::optional<testkit::cluster_node_spec> parse_node_spec(const std::string& text,
+                                                         const node_config& cfg,
+                                                         std::string& error) {
+  testkit::cluster_node_spec spec;
+  auto colon = text.find(':');
+  spec.id = text.substr(0, colon);
+  spec.labels = cfg.labels;
+  if (!config::valid_name(spec.id)) {
+    error = "--node expects ID[:KEY=VALUE,...] with ID made of letters, digits, '-', '_', '.'; "
+            "got '" + text + "'";
+    return std::nullopt;
+  }
+  if (colon == std::string::npos) return spec;
+  std::stringstream labels{text.substr(colon + 1)};
+  for (std::string kv; std::getline(labels, kv, ',');) {
+    auto eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == kv.size() ||
+        !config::valid_name(kv.substr(0, eq))) {
+      error = "--node " + text + ": labels are KEY=VALUE separated by commas, got '" + kv + "'";
+      return std::nullopt;
+    }
+    spec.labels[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  return spec;
+}
+
+/// `manifold sandbox cluster`: the config's connectors with their placements on simulated nodes,
+/// through random crashes, pauses and partitions in virtual time, checking that no connector
+/// ever has two driving owners and that a movable one has an owner again within the bound.
+int sandbox_cluster(const sandbox_options& o) {
+  quiet_logs(o.log_level);
+  auto registry = connectors::connector_registry::builtin();
+  auto loaded = load_node_config(o.config, registry);
+  if (!loaded.config) {
+    std::cerr << loaded.diag.to_string() << o.config << ": invalid config\n";
+    return exit_usage;
+  }
+  auto& cfg = *loaded.config;
+  if (!cfg.cluster.etcd) {
+    std::cerr << "error: " << o.config << " has no 'cluster.etcd': without etcd nothing fails "
+              << "over, so there is nothing to simulate\n";
+    return exit_usage;
+  }
+  std::vector<testkit::cluster_node_spec> nodes;
+  std::set<std::string> ids;
+  for (auto& text : o.nodes) {
+    std::string error;
+    auto spec = parse_node_spec(text, cfg, error);
+    if (!spec) {
+      std::cerr << "error: " << error << '\n';
+      return exit_usage;
+    }
+    if (!ids.insert(spec->id).second) {
+      std::cerr << "error: --node " << spec->id << " is given twice\n";
+      return exit_usage;
+    }
+    nodes.push_back(std::move(*spec));
+  }
+  if (nodes.size() < 2) {
+    std::cerr << "error: give at least two nodes, e.g. --node server-1:role=server --node "
+                 "server-2:role=server\n";
+    return exit_usage;
+  }
+  std::vector<supervision::connector_placement> connectors;
+  for (auto& c : cfg.connectors) connectors.push_back({c.name, c.placement});
+
+  std::pair<std::uint64_t, std::uint64_t> range{o.seed.value_or(1), o.seed.value_or(1)};
+  if (!o.seeds.empty()) {
+    auto r = parse_seed_range(o.seeds);
+    if (!r) {
+      std::cerr << "error: --seeds takes FIRST..LAST (at most " << max_sweep
+                << " seeds, FIRST <= LAST), got '" << o.seeds << "'\n";
+      return exit_usage;
+    }
+    range = *r;
+  }
+  testkit::cluster_simulation_options opts;
+  opts.lease_ttl = cfg.cluster.etcd->lease_ttl;
+  opts.fence_margin = cfg.cluster.etcd->fence_margin;
+  opts.step_interval = std::clamp(opts.lease_ttl / 10, std::chrono::milliseconds{100},
+                                  std::chrono::milliseconds{1000});
+
+  auto total = range.second - range.first + 1;
+  std::uint64_t done = 0;
+  auto last_progress = std::chrono::steady_clock::now();
+  std::optional<std::uint64_t> failing;
+  std::unique_ptr<testkit::cluster_simulation> failed_run;
+  std::chrono::milliseconds bound{0};
+  for (auto seed = range.first;; ++seed) {
+    auto sim = testkit::random_cluster_run(seed, nodes, connectors, opts);
+    bound = sim->failover_bound();
+    ++done;
+    if (!sim->violations().empty()) {
+      failing = seed;
+      failed_run = std::move(sim);
+      break;
+    }
+    // A long sweep says how far it got, on stderr so --json output stays clean.
+    if (auto now = std::chrono::steady_clock::now(); now - last_progress > 2s) {
+      std::cerr << "  " << done << "/" << total << " seeds passed\n";
+      last_progress = now;
+    }
+    if (seed == range.second) break;
+  }
+  auto replay = "manifold sandbox cluster -c " + o.config;
+  for (auto& n : o.nodes) replay += " --node " + n;
+  if (failing) replay += " --seed " + std::to_string(*failing);
+
+  if (o.as_json) {
+    json out{{"config", o.config},
+             {"seeds", {range.first, range.second}},
+             {"runs", done},
+             {"failover_bound_seconds", bound.count() / 1000.0},
+             {"passed", !failing}};
+    if (failing) {
+      json violations = json::array();
+      for (auto& v : failed_run->violations())
+        violations.push_back({{"kind", v.kind},
+                              {"connector", v.connector},
+                              {"at_ms", v.at.count()},
+                              {"detail", v.detail}});
+      out["failing_seed"] = *failing;
+      out["violations"] = std::move(violations);
+      out["replay"] = replay;
+    }
+    std::cout << out.dump(2) << '\n';
+    return failing ? exit_failed : exit_ok;
+  }
+  std::cout << "sandbox cluster: " << nodes.size() << " nodes, " << connectors.size()
+            << " connectors from " << o.config << "; lease_ttl "
+            << opts.lease_ttl.count() << " ms, fence_margin " << opts.fence_margin.count()
+            << " ms (virtual time, no network)\n";
+  if (failing) {
+    std::cout << "seed " << *failing << " failed:\n"
+              << testkit::describe_violations(*failed_run);
+    std::cerr << "replay: " << replay << '\n';
+    return exit_failed;
+  }
+  std::cout << "seeds " << range.first << ".." << range.second << ": all " << done
+            << " passed: never two owners driving a connector, and every movable connector "
+               "had an owner again within the bound ("
+            << bound.count() / 1000.0 << " s) after its node failed\n";
+  return exit_ok;
+}
+
 int sandbox_action(const sandbox_options& o) {
   quiet_logs(o.log_level);
   auto registry = connectors::connector_registry::builtin();
@@ -352,7 +502,22 @@ std::function<std::optional<int>()> add_sandbox_commands(CLI::App& app) {
   action->add_option("params", o->params, "Parameters as key=value");
   action->add_option("--log-level", o->log_level, "Connector log level (default off)");
 
-  return [o, run, action]() -> std::optional<int> {
+  auto cluster = sandbox->add_subcommand(
+      "cluster", "Put a cluster config's connectors on simulated nodes through random crashes, "
+                 "pauses and partitions, checking ownership and failover");
+  cluster->add_option("-c,--config", o->config, "Cluster config (YAML) with cluster.etcd")
+      ->required()
+      ->check(CLI::ExistingFile);
+  cluster->add_option("--node", o->nodes,
+                      "A simulated node, ID[:KEY=VALUE,...] (repeatable; at least two); it "
+                      "also carries the config's node.labels");
+  auto cluster_seed = cluster->add_option("--seed", o->seed, "Run this seed (default 1)");
+  cluster->add_option("--seeds", o->seeds, "Sweep seeds FIRST..LAST, stop at the first failure")
+      ->excludes(cluster_seed);
+  cluster->add_flag("--json", o->as_json, "Print the result as JSON");
+
+  return [o, run, action, cluster]() -> std::optional<int> {
+    if (*cluster) return sandbox_cluster(*o);
     if (*run) return o->seeds.empty() ? sandbox_run(*o) : sandbox_sweep(*o);
     if (*action) return sandbox_action(*o);
     return std::nullopt;

@@ -577,4 +577,46 @@ std::string cluster_simulation::timeline() const {
   return out;
 }
 
+std::unique_ptr<cluster_simulation> random_cluster_run(
+  std::uint64_t seed, const std::vector<cluster_node_spec>& nodes,
+  const std::vector<supervision::connector_placement>& connectors,
+  cluster_simulation_options opts) {
+  using std::chrono::milliseconds;
+  std::mt19937_64 rng{seed};
+  auto pick = [&](std::uint64_t n) { return static_cast<std::size_t>(rng() % n); };
+
+  opts.seed = seed;
+  opts.max_latency = milliseconds{pick(30)};
+  opts.boot_settle = pick(2) == 1 ? opts.lease_ttl / 2 : milliseconds{0};
+  auto sim = std::make_unique<cluster_simulation>(nodes, connectors, opts);
+  sim->run_for(milliseconds{5000 + pick(5000)});
+
+  for (int i = 0; i < 12 && !nodes.empty(); ++i) {
+    auto& id = nodes[pick(nodes.size())].id;
+    switch (pick(6)) {
+      case 0: sim->crash(id); break;
+      case 1: sim->restart(id); break;
+      case 2: sim->pause(id, milliseconds{500 + pick(14000)}); break;
+      case 3: sim->partition({id}); break;
+      case 4: sim->heal(); break;
+      case 5: sim->partition({id, nodes[pick(nodes.size())].id}); break;
+    }
+    sim->run_for(milliseconds{200 + pick(15000)});
+  }
+
+  sim->heal();
+  for (auto& n : nodes) sim->restart(n.id);
+  sim->run_for(2 * sim->failover_bound() + milliseconds{15000}); // pauses end within this too
+  sim->check_settled();
+  return sim;
+}
+
+std::string describe_violations(const cluster_simulation& sim) {
+  std::string out;
+  for (auto& v : sim.violations())
+    out += v.kind + " of " + v.connector + " at " + std::to_string(v.at.count()) + " ms: " +
+           v.detail + "\n";
+  return out + "timeline:\n" + sim.timeline();
+}
+
 } // namespace manifold::testkit

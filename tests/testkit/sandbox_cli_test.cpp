@@ -182,4 +182,59 @@ TEST(sandbox_cli, invalid_scenario_is_a_usage_error_with_file_and_line) {
   EXPECT_NE(r.output.find("broken.yaml:2:"), std::string::npos) << r.output;
 }
 
+// -- sandbox cluster -------------------------------------------------------------------------------
+
+std::vector<std::string> three_nodes(const std::string& config, std::vector<std::string> more) {
+  std::vector<std::string> args{"sandbox",  "cluster",  "-c",
+                                config,     "--node",   "server-1:role=server",
+                                "--node",   "server-2:role=server",
+                                "--node",   "edge-1:role=edge"};
+  args.insert(args.end(), more.begin(), more.end());
+  return args;
+}
+
+TEST(sandbox_cli, cluster_sweep_of_the_example_config_keeps_one_owner_and_fails_over) {
+  auto r = manifold_cmd(three_nodes(source("examples/cluster.yaml"), {"--seeds", "1..40"}));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("seeds 1..40: all 40 passed"), std::string::npos) << r.output;
+
+  auto j = manifold_cmd(three_nodes(source("examples/cluster.yaml"), {"--seed", "7", "--json"}));
+  EXPECT_EQ(j.exit_code, 0) << j.output;
+  auto doc = nlohmann::json::parse(j.output, nullptr, false);
+  ASSERT_TRUE(doc.is_object()) << j.output;
+  EXPECT_EQ(doc["passed"], true);
+  EXPECT_EQ(doc["runs"], 1);
+}
+
+TEST(sandbox_cli, cluster_sweep_catches_a_fence_margin_shorter_than_a_device_call) {
+  // A 100 ms margin cannot cover a device call still in flight when the fence passes.
+  temp_dir dir;
+  auto text = read_file(source("examples/cluster.yaml"));
+  auto at = text.find("fence_margin: 1500ms");
+  ASSERT_NE(at, std::string::npos);
+  text.replace(at, 20, "fence_margin: 100ms\n    request_timeout: 50ms");
+  auto path = dir.path() + "/unsafe.yaml";
+  std::ofstream{path} << text;
+  auto r = manifold_cmd(three_nodes(path, {"--seeds", "1..300"}));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("two drivers of line-modbus"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("replay: manifold sandbox cluster -c " + path), std::string::npos)
+    << r.output;
+}
+
+TEST(sandbox_cli, cluster_refuses_what_it_cannot_simulate) {
+  auto no_etcd = manifold_cmd({"sandbox", "cluster", "-c", source("examples/quickstart.yaml"),
+                               "--node", "a", "--node", "b"});
+  EXPECT_EQ(no_etcd.exit_code, 2);
+  EXPECT_NE(no_etcd.output.find("has no 'cluster.etcd'"), std::string::npos) << no_etcd.output;
+  auto one = manifold_cmd({"sandbox", "cluster", "-c", source("examples/cluster.yaml"), "--node",
+                           "a"});
+  EXPECT_EQ(one.exit_code, 2);
+  EXPECT_NE(one.output.find("at least two nodes"), std::string::npos) << one.output;
+  auto bad = manifold_cmd({"sandbox", "cluster", "-c", source("examples/cluster.yaml"), "--node",
+                           "a:role", "--node", "b"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.output.find("labels are KEY=VALUE"), std::string::npos) << bad.output;
+}
+
 } // namespace

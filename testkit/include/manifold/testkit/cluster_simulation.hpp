@@ -128,4 +128,17 @@ private:
   std::unique_ptr<impl> impl_;
 };
 
+/// One random run, fully determined by `seed`: the cluster settles, then a dozen faults
+/// (crash, restart, pause up to 14.5 s, a node or two cut off from the store, heal) at random
+/// instants, then every node is healed and restarted and the run continues for twice the
+/// failover bound before `check_settled()`. The seed also draws the store latency (up to 30 ms)
+/// and whether the leader waits for the others at boot. `opts.seed` is overwritten.
+std::unique_ptr<cluster_simulation> random_cluster_run(
+  std::uint64_t seed, const std::vector<cluster_node_spec>& nodes,
+  const std::vector<supervision::connector_placement>& connectors,
+  cluster_simulation_options opts = {});
+
+/// Every violation of `sim`, one per line, then its timeline.
+std::string describe_violations(const cluster_simulation& sim);
+
 } // namespace manifold::testkit
