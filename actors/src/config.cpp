@@ -508,6 +508,15 @@ private:
         r.error("listen", "'cluster.listen' must be HOST:PORT with a port from 0 to 65535 (0 "
                           "picks a free port), got '" + *v + "'");
     }
+    if (auto v = r.get_string("advertise")) {
+      std::string host;
+      std::uint16_t port = 0;
+      if (!parse_host_port(*v, host, port) || port == 0)
+        r.error("advertise", "'cluster.advertise' must be HOST:PORT with a port from 1 to 65535 "
+                             "(the address other nodes dial), got '" + *v + "'");
+      else
+        cl.advertise = *v;
+    }
     if (auto seeds = r.take("seeds"); seeds.IsDefined() && !seeds.IsNull()) {
       if (!seeds.IsSequence()) {
         diag_.add(location_of(seeds, file_),

@@ -156,8 +156,7 @@ std::optional<std::string> node_runtime::start_cluster() {
   od.directory = d.directory;
   od.fence = d.fence;
   od.store = std::shared_ptr<supervision::lease_store>(std::move(*store));
-  auto host = cl.host.find(':') != std::string::npos ? "[" + cl.host + "]" : cl.host;
-  od.address = host + ":" + std::to_string(d.cluster_port);
+  od.address = supervision::advertised_address(*d.cfg, d.cluster_port);
   od.api_url = url();
   od.metrics = d.metrics;
   d.ownership = supervision::spawn_ownership_worker(*d.sys, std::move(od));

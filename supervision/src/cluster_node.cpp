@@ -74,7 +74,10 @@ bool split_address(const std::string& address, std::string& host, std::uint16_t&
     return false;
   }
   host = address.substr(0, colon);
-  return true;
+  // `[::1]:7400`: the brackets only separate the IPv6 address from the port.
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  return !host.empty();
 }
 
 /// Why this node refuses a peer that said it runs `version` in `cluster` as node `id` with the
@@ -348,7 +351,7 @@ caf::behavior cluster_node(node_actor* self, cluster_node_deps deps) {
       auto& st = self->state;
       auto& info = st.self_info;
       info.id = st.cfg().id;
-      info.address = st.cluster().host + ":" + std::to_string(port);
+      info.address = advertised_address(st.cfg(), port);
       info.api_url = st.deps.api_url;
       info.labels = st.cfg().labels;
       info.node = caf::actor_cast<caf::actor>(self);
@@ -466,6 +469,13 @@ start_cluster_node(caf::actor_system& sys, cluster_node_deps deps) {
   }
   caf::anon_send(node, start_atom::value, *bound);
   return std::make_pair(node, *bound);
+}
+
+std::string advertised_address(const node_config& cfg, std::uint16_t bound_port) {
+  auto& cl = cfg.cluster;
+  if (!cl.advertise.empty()) return cl.advertise;
+  auto host = cl.host.find(':') != std::string::npos ? "[" + cl.host + "]" : cl.host;
+  return host + ":" + std::to_string(bound_port);
 }
 
 } // namespace manifold::supervision

@@ -409,3 +409,13 @@ TEST(config_cluster, without_a_cluster_section_placement_is_optional) {
   ASSERT_TRUE(r.config) << r.diag.to_string();
   EXPECT_FALSE(r.config->cluster.enabled);
 }
+
+TEST(config_cluster, advertise_must_be_a_dialable_address) {
+  auto r = load(cluster_yaml("  listen: 0.0.0.0:7400\n  advertise: 10.0.0.5:7400\n",
+                             "    placement: {node: s1}\n"));
+  ASSERT_TRUE(r.config) << r.diag.to_string();
+  EXPECT_EQ(r.config->cluster.advertise, "10.0.0.5:7400");
+  EXPECT_NE(only_error(cluster_yaml("  advertise: 10.0.0.5:0\n", "    placement: {node: s1}\n"))
+              .find("'cluster.advertise' must be HOST:PORT"),
+            std::string::npos);
+}

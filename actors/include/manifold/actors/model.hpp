@@ -259,6 +259,9 @@ struct cluster_config {
   std::string name = "manifold";       ///< Nodes of different clusters refuse each other.
   std::string host = "127.0.0.1";      ///< Where this node accepts other nodes (BASP over TCP).
   std::uint16_t port = 7400;           ///< 0 picks a free port.
+  /// `host:port` other nodes dial to reach this one, when it differs from where it listens
+  /// (listening on 0.0.0.0, behind NAT, in a pod). Empty: `host` and the bound port.
+  std::string advertise;
   std::vector<std::string> seeds;      ///< `host:port` of nodes to join through.
   std::chrono::milliseconds heartbeat_interval{500};
   std::chrono::milliseconds failure_timeout{3000}; ///< Silent this long: the node is down.

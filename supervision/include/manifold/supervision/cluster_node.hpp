@@ -62,4 +62,8 @@ void configure_cluster(caf::actor_system_config& sys_cfg, const node_config& cfg
 caf::expected<std::pair<caf::actor, std::uint16_t>>
 start_cluster_node(caf::actor_system& sys, cluster_node_deps deps);
 
+/// The address other nodes dial for this one: `cluster.advertise`, else the listen host (in
+/// brackets when IPv6) with the bound port.
+std::string advertised_address(const node_config& cfg, std::uint16_t bound_port);
+
 } // namespace manifold::supervision
