@@ -4,6 +4,9 @@
 // the tests see from the device's side who polled when.
 
 #include <csignal>
+#include <cstdio>
+#include <map>
+#include <optional>
 #include <regex>
 #include <set>
 #include <sstream>

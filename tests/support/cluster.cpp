@@ -1,13 +1,14 @@
 #include "support/cluster.hpp"
 
+#include "support/http.hpp"
+
 #include <algorithm>
 #include <csignal>
+#include <cstdio>
 #include <set>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
-
-#include "support/http.hpp"
 
 namespace manifold::test {
 
@@ -75,9 +76,10 @@ void test_cluster::start(const std::string& id) {
   n.log_file = dir_.file(id + "-" + std::to_string(++n.generation) + ".log");
   n.process = std::make_unique<child_process>(std::move(argv), n.log_file);
   auto port = n.api_port;
-  bool up = wait_until([&] { return !n.process->running() || http_get(port, "/healthz").status ==
-                                                                  200; },
-                       std::chrono::seconds{30});
+  auto answers = [&] {
+    return !n.process->running() || http_get(port, "/healthz").status == 200;
+  };
+  bool up = wait_until(answers, std::chrono::seconds{30});
   if (!up || !n.process->running())
     throw std::runtime_error("node '" + id + "' did not start:\n" + n.process->log());
 }

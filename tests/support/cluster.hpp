@@ -66,7 +66,7 @@ public:
   /// True when every node in `ids` sees every node in `ids` alive.
   bool wait_formed(const std::vector<std::string>& ids, std::chrono::milliseconds deadline);
 
-  /// The end of every node's log (and of any `extra` text), for failure messages.
+  /// The end of every node's log, for failure messages.
   std::string logs(std::size_t tail_bytes = 6000) const;
   const temp_dir& dir() const { return dir_; }
   const std::string& config_file() const { return config_; }
