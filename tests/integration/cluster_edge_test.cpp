@@ -148,6 +148,9 @@ TEST_F(three_node_cluster, an_edge_cut_off_from_its_servers_keeps_serving_its_ow
   ASSERT_TRUE(wait_until([&] { return all_good(http_get(edge, "/v1/devices/line-plc/points")); },
                          20s))
     << cluster->view("edge-1").dump(2) << cluster->logs();
+  // Through the pause and the resume, at most one server polled at a time.
+  auto interleaved = interleaving(modbus->requests());
+  EXPECT_TRUE(interleaved.empty()) << interleaved << "\n" << modbus->log();
 }
 
 // -- TLS ------------------------------------------------------------------------------------------

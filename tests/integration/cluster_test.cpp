@@ -296,6 +296,10 @@ TEST_F(three_node_cluster, status_drain_and_move_through_the_cli) {
     return nodes_running(v, "line-modbus") == std::vector<std::string>{owner};
   }, 20s)) << cluster->view(other).dump(2) << cluster->logs();
   ASSERT_TRUE(wait_until([&] { return speed_quality(*this, "edge-1") == "good"; }, 15s));
+  // A planned hand-over stops the old owner before the new one polls, as a failover does.
+  auto requests = modbus->requests();
+  auto interleaved = interleaving(requests);
+  EXPECT_TRUE(interleaved.empty()) << interleaved << "\n" << dump(requests);
 
   // Refused: the edge box does not match role=server; a pinned connector does not move; an
   // unknown node.
