@@ -1,7 +1,9 @@
 // What a cluster hop costs on the product path, next to plain CAF remoting measured in the same
-// run: readings per second from a connector on node B to a WebSocket client on node A's gateway,
+// run: readings per second from a connector on node B to a WebSocket client on node A's gateway
+// (and on B's own), then to a sink on the data bus of a bare node (the hop without the gateway);
 // and the round trip of an HTTP request to node A's gateway for a point or an action of a
-// connector on node B. Both nodes and the plain CAF pair run in this one process, over loopback.
+// connector on node B, against the same request to node B and a plain CAF remote request. The
+// nodes and the plain CAF pair run in this one process as separate actor systems, over loopback.
 //
 // Usage: cluster_path [READINGS] [ROUNDS] [REQUESTS]
 
@@ -438,6 +440,7 @@ double stream_rate(std::uint16_t gateway_port, producer_handle& producer, std::u
     arrived.wait_for(1, 10ms);
   }
   if (arrived.count() == 0) return 0;
+  // A probe still in flight may be counted in the run below: at most a few in `n`.
   return windowed_rate(n, arrived, [&](std::uint64_t from, std::uint64_t count) {
     caf::anon_send(actor, burst_atom::value, from, count);
   });
