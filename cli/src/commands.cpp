@@ -120,13 +120,16 @@ int call(const client_options& opts, const std::string& method, const std::strin
   return exit_ok;
 }
 
+/// With `--json`, prints the node's answer as it is and returns true.
+bool print_json(const client_options& opts, const json& body) {
+  if (opts.as_json) std::cout << body.dump(2) << '\n';
+  return opts.as_json;
+}
+
 int devices_list(const client_options& opts) {
   json body;
   if (int rc = call(opts, "GET", "/v1/devices", {}, body); rc != exit_ok) return rc;
-  if (opts.as_json) {
-    std::cout << body.dump(2) << '\n';
-    return exit_ok;
-  }
+  if (print_json(opts, body)) return exit_ok;
   std::vector<std::vector<std::string>> rows;
   for (auto& d : body)
     rows.push_back({d.value("name", ""), d.value("connector", ""), join(d.value("points", json{})),
@@ -138,10 +141,7 @@ int devices_list(const client_options& opts) {
 int connectors_list(const client_options& opts) {
   json body;
   if (int rc = call(opts, "GET", "/v1/connectors", {}, body); rc != exit_ok) return rc;
-  if (opts.as_json) {
-    std::cout << body.dump(2) << '\n';
-    return exit_ok;
-  }
+  if (print_json(opts, body)) return exit_ok;
   // In a cluster every connector also says which node runs it.
   bool clustered = body.is_array() && !body.empty() && body.front().contains("node");
   std::vector<std::vector<std::string>> rows;
@@ -186,10 +186,7 @@ int connector_move(const client_options& opts, const std::string& name, const st
   int rc = call(opts, "POST", "/v1/connectors/" + encode_segment(name) + "/move", request.dump(),
                 body);
   if (rc != exit_ok) return rc;
-  if (opts.as_json)
-    std::cout << body.dump(2) << '\n';
-  else
-    std::cout << body.value("result", "") << '\n';
+  if (!print_json(opts, body)) std::cout << body.value("result", "") << '\n';
   return exit_ok;
 }
 
@@ -203,10 +200,7 @@ std::string labels_text(const json& labels) {
 int cluster_status(const client_options& opts) {
   json body;
   if (int rc = call(opts, "GET", "/v1/cluster", {}, body); rc != exit_ok) return rc;
-  if (opts.as_json) {
-    std::cout << body.dump(2) << '\n';
-    return exit_ok;
-  }
+  if (print_json(opts, body)) return exit_ok;
   auto leader = body["leader"];
   std::cout << "Cluster '" << body.value("cluster", "") << "' seen from node '"
             << body.value("self", "") << "'; leader: " << scalar_text(leader["id"])
@@ -248,10 +242,7 @@ int cluster_drain(const client_options& opts, const std::string& node, bool undo
   int rc = call(opts, "POST", "/v1/cluster/nodes/" + encode_segment(node) + "/drain",
                 request.dump(), body);
   if (rc != exit_ok) return rc;
-  if (opts.as_json)
-    std::cout << body.dump(2) << '\n';
-  else
-    std::cout << body.value("result", "") << '\n';
+  if (!print_json(opts, body)) std::cout << body.value("result", "") << '\n';
   return exit_ok;
 }
 
@@ -266,10 +257,7 @@ int point_get(const client_options& opts, const std::string& ref) {
   json body;
   auto target = "/v1/devices/" + encode_segment(device) + "/points/" + encode_segment(point);
   if (int rc = call(opts, "GET", target, {}, body); rc != exit_ok) return rc;
-  if (opts.as_json) {
-    std::cout << body.dump(2) << '\n';
-    return exit_ok;
-  }
+  if (print_json(opts, body)) return exit_ok;
   print_table({"POINT", "VALUE", "UNIT", "QUALITY", "TIMESTAMP", "REASON"},
               {{ref, scalar_text(body.value("value", json{})), body.value("unit", ""),
                 body.value("quality", ""), body.value("timestamp", ""),

@@ -260,6 +260,14 @@ int sandbox_sweep(const sandbox_options& o) {
   return exit_ok;
 }
 
+/// The node config a sandbox command works on; prints its diagnostics when it is invalid.
+config::load_result load_sandbox_config(const std::string& file) {
+  auto registry = connectors::connector_registry::builtin();
+  auto loaded = load_node_config(file, registry);
+  if (!loaded.config) std::cerr << loaded.diag.to_string() << file << ": invalid config\n";
+  return loaded;
+}
+
 /// `ID[:KEY=VALUE,...]` with the shared config's node labels underneath.
 std::optional<testkit::cluster_node_spec> parse_node_spec(const std::string& text,
                                                          const node_config& cfg,
@@ -292,12 +300,8 @@ std::optional<testkit::cluster_node_spec> parse_node_spec(const std::string& tex
 /// ever has two driving owners and that a movable one has an owner again within the bound.
 int sandbox_cluster(const sandbox_options& o) {
   quiet_logs(o.log_level);
-  auto registry = connectors::connector_registry::builtin();
-  auto loaded = load_node_config(o.config, registry);
-  if (!loaded.config) {
-    std::cerr << loaded.diag.to_string() << o.config << ": invalid config\n";
-    return exit_usage;
-  }
+  auto loaded = load_sandbox_config(o.config);
+  if (!loaded.config) return exit_usage;
   auto& cfg = *loaded.config;
   if (!cfg.cluster.etcd) {
     std::cerr << "error: " << o.config << " has no 'cluster.etcd': without etcd nothing fails "
@@ -408,12 +412,8 @@ int sandbox_cluster(const sandbox_options& o) {
 
 int sandbox_action(const sandbox_options& o) {
   quiet_logs(o.log_level);
-  auto registry = connectors::connector_registry::builtin();
-  auto loaded = load_node_config(o.config, registry);
-  if (!loaded.config) {
-    std::cerr << loaded.diag.to_string() << o.config << ": invalid config\n";
-    return exit_usage;
-  }
+  auto loaded = load_sandbox_config(o.config);
+  if (!loaded.config) return exit_usage;
   const action_config* action = nullptr;
   const connector_config* conn = nullptr;
   for (auto& c : loaded.config->connectors)

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include "supervision/placements.hpp"
+
 #include <memory>
 
 #include "manifold/actors/errors.hpp"
@@ -19,21 +21,8 @@ using clock_type = std::chrono::steady_clock;
 
 const clock_type::time_point t0 = clock_type::time_point{} + 1h;
 
-connector_placement selector(const std::string& name, std::map<std::string, std::string> sel,
-                             bool failover = true) {
-  connector_placement c;
-  c.name = name;
-  c.placement.selector = std::move(sel);
-  c.placement.failover = failover;
-  return c;
-}
-
-connector_placement pinned(const std::string& name, const std::string& node) {
-  connector_placement c;
-  c.name = name;
-  c.placement.node = node;
-  return c;
-}
+using manifold::test::pinned;
+using manifold::test::selector;
 
 /// Several agents sharing one store; each `step` runs one agent at the current time and, unless
 /// told otherwise, applies its actions to that node's running set at once.

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "supervision/placements.hpp"
+
 #include "manifold/supervision/placement.hpp"
 
 namespace {
@@ -9,29 +11,14 @@ namespace {
 using namespace manifold;
 using namespace manifold::supervision;
 
-connector_placement selector(const std::string& name, std::map<std::string, std::string> sel,
-                             bool failover = true) {
-  connector_placement c;
-  c.name = name;
-  c.placement.selector = std::move(sel);
-  c.placement.failover = failover;
-  c.placement.declared = true;
-  return c;
-}
-
-connector_placement pinned(const std::string& name, const std::string& node) {
-  connector_placement c;
-  c.name = name;
-  c.placement.node = node;
-  c.placement.declared = true;
-  return c;
-}
+using manifold::test::pinned;
+using manifold::test::selector;
 
 placement_member member(const std::string& id, const std::string& role, bool draining = false) {
   return placement_member{id, {{"role", role}}, draining};
 }
 
-const std::map<std::string, std::string> server{{"role", "server"}};
+const auto& server = manifold::test::server_role;
 
 TEST(placement, new_connectors_go_to_the_least_loaded_node_ties_by_id) {
   placement_input in;

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include "supervision/placements.hpp"
+
 #include <random>
 
 #include "manifold/actors/log.hpp"
@@ -17,23 +19,10 @@ using manifold::testkit::cluster_node_spec;
 using manifold::testkit::cluster_simulation;
 using manifold::testkit::cluster_simulation_options;
 
-connector_placement selector(const std::string& name, std::map<std::string, std::string> sel,
-                             bool failover = true) {
-  connector_placement c;
-  c.name = name;
-  c.placement.selector = std::move(sel);
-  c.placement.failover = failover;
-  return c;
-}
+using manifold::test::pinned;
+using manifold::test::selector;
 
-connector_placement pinned(const std::string& name, const std::string& node) {
-  connector_placement c;
-  c.name = name;
-  c.placement.node = node;
-  return c;
-}
-
-const std::map<std::string, std::string> server{{"role", "server"}};
+const auto& server = manifold::test::server_role;
 
 std::vector<cluster_node_spec> three_servers() {
   return {{"a", server}, {"b", server}, {"c", server}};
