@@ -104,18 +104,10 @@ std::optional<std::string> node_runtime::start() {
     // Each connector gets a copy of its own section only: nothing of the others.
     auto ctx = connectors::make_connector_context(c, d.bus, d.metrics, d.transports,
                                                   connector_seed(d.cfg->id, c.name));
-    // In a cluster a pinned connector starts on its node right away, whatever the rest of the
-    // cluster does; any other waits until the ownership worker took its owner key, and drives
-    // its devices only while this node's lease is renewed.
-    bool placed = !cl.enabled || c.placement.node == d.cfg->id;
+    // A non-pinned connector of a cluster drives its devices only while this node's lease is
+    // renewed. Every group starts unplaced; see below.
     if (cl.enabled && c.placement.node.empty()) ctx.fence = d.fence;
-    auto group = supervision::spawn_connector_supervisor(*d.sys, *type, ctx, d.root, placed);
-    if (!placed) {
-      auto where = c.placement.node.empty() ? "waiting for an owner (placement: " +
-                                                c.placement.to_string() + ")"
-                                            : "pinned to node '" + c.placement.node + "'";
-      caf::anon_send(group, place_atom::value, false, where);
-    }
+    auto group = supervision::spawn_connector_supervisor(*d.sys, *type, ctx, d.root, false);
     d.supervisors.emplace(c.name, group);
     groups.emplace_back(c.name, group);
   }
@@ -127,6 +119,21 @@ std::optional<std::string> node_runtime::start() {
   if (auto err = d.http->start()) return "gateway: " + *err;
   if (cl.enabled)
     if (auto err = start_cluster()) return err;
+  // Only now, with the gateway (and the cluster port) bound, do connectors start: a node that
+  // cannot start never touched a device. In a cluster a pinned connector starts on its node
+  // whatever the rest of the cluster does; any other waits until the ownership worker took its
+  // owner key.
+  for (auto& c : d.cfg->connectors) {
+    auto& group = d.supervisors.at(c.name);
+    if (!cl.enabled || c.placement.node == d.cfg->id)
+      caf::anon_send(group, place_atom::value, true, std::string{});
+    else if (c.placement.node.empty())
+      caf::anon_send(group, place_atom::value, false,
+                     "waiting for an owner (placement: " + c.placement.to_string() + ")");
+    else
+      caf::anon_send(group, place_atom::value, false,
+                     "pinned to node '" + c.placement.node + "'");
+  }
   d.log.info("node started", {{"node", d.cfg->id},
                               {"connectors", std::to_string(d.cfg->connectors.size())},
                               {"url", url()}});

@@ -349,7 +349,7 @@ caf::behavior connector_supervisor(supervisor_actor* self, connectors::connector
         st.recent_crashes.clear();
         st.backoff = 0ms;
         if (!st.child) start_child(self);
-        st.log.info("connector placed on this node", {{"connector", st.ctx.name()}});
+        st.log.debug("connector placed on this node", {{"connector", st.ctx.name()}});
       } else if (!here && (st.placed || st.child)) {
         st.placed = false;
         st.unplaced_reason = why;

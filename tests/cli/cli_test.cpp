@@ -214,4 +214,35 @@ TEST(cli, node_stops_cleanly_on_sigterm) {
   EXPECT_NE(node.proc->log().find("node stopped"), std::string::npos) << node.proc->log();
 }
 
+TEST(cli, a_node_whose_gateway_port_is_taken_starts_no_connector) {
+  running_node first;
+  auto r = manifold({"node", "run", "--listen", "127.0.0.1:" + std::to_string(first.port)});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("error: gateway:"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("connector started"), std::string::npos) << r.output;
+}
+
+TEST(cli, cluster_commands_explain_themselves_and_check_their_arguments) {
+  for (auto args : std::vector<std::vector<std::string>>{
+         {"cluster", "status", "--help"},
+         {"cluster", "drain", "--help"},
+         {"connector", "move", "--help"},
+         {"sandbox", "cluster", "--help"}}) {
+    auto r = manifold(args);
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_NE(r.output.find("Usage"), std::string::npos) << r.output;
+  }
+  auto no_target = manifold({"connector", "move", "line-modbus"});
+  EXPECT_EQ(no_target.exit_code, 2) << no_target.output;
+  EXPECT_NE(no_target.output.find("--to is required"), std::string::npos) << no_target.output;
+
+  // A single node has no cluster: a clear 404, exit code 1.
+  running_node node;
+  auto status = manifold({"cluster", "status", "--url", node.url});
+  EXPECT_EQ(status.exit_code, 1) << status.output;
+  EXPECT_NE(status.output.find("runs alone"), std::string::npos) << status.output;
+  auto nobody = manifold({"cluster", "status", "--url", "http://127.0.0.1:1"});
+  EXPECT_EQ(nobody.exit_code, 3) << nobody.output;
+}
+
 } // namespace
