@@ -412,6 +412,9 @@ caf::behavior connector_supervisor(supervisor_actor* self, connectors::connector
               out.state = self->state.state;
             }
             out.unreachable_devices = std::move(s.unreachable_devices);
+            // A degraded connector's own reason beats an old crash's: it is what is wrong now.
+            if (out.state == connector_state::degraded && !s.last_error.empty())
+              out.last_error = std::move(s.last_error);
             rp.deliver(std::move(out));
           },
           [=](caf::error&) mutable { rp.deliver(base); });

@@ -422,6 +422,7 @@ TEST_F(modbus_connector_test, a_lost_server_makes_points_stale_and_comes_back) {
   auto s = status(0);
   EXPECT_EQ(s.state, connector_state::degraded);
   EXPECT_EQ(s.unreachable_devices, std::vector<std::string>{"pump"});
+  EXPECT_EQ(s.last_error.rfind("device 'pump' unreachable: ", 0), 0u) << s.last_error;
   auto a = invoke("pump", "set_speed", 10.0);
   EXPECT_EQ(a.code(), errc::unavailable) << message_of(a.err);
   auto w = write("pump", "running", true);
@@ -430,6 +431,7 @@ TEST_F(modbus_connector_test, a_lost_server_makes_points_stale_and_comes_back) {
   restart_server();
   EXPECT_TRUE(wait_for_quality("pump", "temperature", quality::good));
   EXPECT_TRUE(wait_until([&] { return status(0).state == connector_state::running; }));
+  EXPECT_EQ(status(0).last_error, "");
   auto again = invoke("pump", "set_speed", 10.0);
   EXPECT_FALSE(again.err) << message_of(again.err);
   EXPECT_EQ(mbpoll_read(4, 0), "100");

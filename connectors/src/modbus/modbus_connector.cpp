@@ -64,6 +64,7 @@ struct device_runtime {
   std::vector<read_request> plan; ///< Point ids in the plan index `points`.
   /// nullopt until the first poll answers, so the first failure is logged and published too.
   std::optional<bool> reachable;
+  std::string unreachable_reason; ///< Why it stopped answering; empty while it answers.
   bool polling = false; ///< A poll job is queued at the worker; do not stack another.
   std::uint64_t failed_polls = 0;
   /// Per read of `plan`: why it failed last time (empty: it worked), so a read that keeps
@@ -129,6 +130,7 @@ void mark_unreachable(modbus_actor* self, device_runtime& d, const std::string& 
   ++d.failed_polls;
   if (d.reachable == std::optional<bool>{false}) return; // Already reported: no log per poll.
   d.reachable = false;
+  d.unreachable_reason = reason;
   set_device_up(self, d, false);
   self->state.ctx.log.warn("device unreachable; its points are stale until it answers",
                            {{"connector", self->state.ctx.name()},
@@ -375,8 +377,12 @@ caf::behavior modbus_connector(modbus_actor* self, connector_context ctx) {
       s.name = self->state.ctx.name();
       s.type = "modbus";
       for (auto& d : self->state.devices)
-        if (d.reachable == std::optional<bool>{false})
+        if (d.reachable == std::optional<bool>{false}) {
           s.unreachable_devices.push_back(d.config->name);
+          // The first one's reason: what `connectors list` shows for a degraded connector.
+          if (s.last_error.empty())
+            s.last_error = "device '" + d.config->name + "' unreachable: " + d.unreachable_reason;
+        }
       s.state = s.unreachable_devices.empty() ? connector_state::running
                                               : connector_state::degraded;
       return s;
