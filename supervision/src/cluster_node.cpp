@@ -458,13 +458,17 @@ start_cluster_node(caf::actor_system& sys, cluster_node_deps deps) {
 
   auto node = sys.spawn(cluster_node, std::move(deps));
   auto& host = cfg->cluster.host;
+  // SO_REUSEADDR: a node restarted right after it died binds its port again although the old
+  // connections still linger in TIME_WAIT; a port another process listens on stays refused.
+  constexpr bool reuse_address = true;
   auto bound = tls.enabled()
-                 ? caf::openssl::publish(node, cfg->cluster.port, host.c_str())
-                 : caf::io::publish(node, cfg->cluster.port, host.c_str());
+                 ? caf::openssl::publish(node, cfg->cluster.port, host.c_str(), reuse_address)
+                 : caf::io::publish(node, cfg->cluster.port, host.c_str(), reuse_address);
   if (!bound) {
     caf::anon_send_exit(node, caf::exit_reason::user_shutdown);
     return make_error(errc::unavailable, "cannot listen for cluster peers on " + host + ":" +
-                                           std::to_string(cfg->cluster.port) + ": " +
+                                           std::to_string(cfg->cluster.port) +
+                                           " (is another node or program listening there?): " +
                                            sys.render(bound.error()));
   }
   caf::anon_send(node, start_atom::value, *bound);

@@ -167,6 +167,25 @@ TEST_F(cluster_api, a_device_whose_node_is_gone_answers_503_at_once_with_the_rea
   EXPECT_EQ(conns[1]["state"], "unavailable") << conns.dump();
 }
 
+TEST_F(cluster_api, a_node_restarted_at_once_binds_its_cluster_port_again_and_rejoins) {
+  // b dialed a (its seed), so a's side of that connection is a's cluster port; a closes it
+  // first, which leaves it in TIME_WAIT. The port must still be usable at once.
+  auto port = a_->cluster_port();
+  a_->stop();
+  a_.reset();
+  a_ = start_node("a", port, 0);
+  ASSERT_TRUE(a_);
+  EXPECT_EQ(a_->cluster_port(), port);
+  // b keeps dialing its seed and comes back without a restart.
+  ASSERT_TRUE(test::wait_until(
+    [&] {
+      int status = 0;
+      auto p = get_json(a_->port(), "/v1/devices/counter-b/points/count", &status);
+      return status == 200 && p["quality"] == "good";
+    },
+    15s));
+}
+
 TEST(cluster_api_single, a_node_without_a_cluster_has_no_cluster_routes) {
   auto registry = connectors::connector_registry::builtin();
   auto loaded = config::load_string("gateway: {listen: '127.0.0.1:0'}\nconnectors:\n"

@@ -58,6 +58,15 @@ std::string temp_dir::write(const std::string& name, const std::string& text) co
 
 namespace {
 
+/// The state letter of /proc/PID/stat (`R`, `S`, `T` for stopped, ...); 0 when unreadable.
+char process_state(pid_t pid) {
+  std::ifstream in{"/proc/" + std::to_string(pid) + "/stat"};
+  std::string line;
+  std::getline(in, line);
+  auto close = line.rfind(')'); // The command name may hold spaces and parentheses.
+  return close == std::string::npos || close + 2 >= line.size() ? 0 : line[close + 2];
+}
+
 pid_t spawn(const std::vector<std::string>& argv, const std::string& log_file) {
   std::vector<char*> args;
   for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
@@ -120,7 +129,12 @@ int child_process::stop(int sig) {
 }
 
 void child_process::signal(int sig) {
-  if (!reaped_) ::kill(pid_, sig);
+  if (reaped_) return;
+  ::kill(pid_, sig);
+  // kill() returns before the process stopped: wait until the kernel says it has, so that a
+  // test's next request cannot still be answered by it.
+  if (sig == SIGSTOP)
+    wait_until([&] { return process_state(pid_) == 'T'; }, std::chrono::seconds{5});
 }
 
 int child_process::wait_exit(std::chrono::milliseconds deadline) {
