@@ -24,6 +24,7 @@ std::string member_json(const cluster_member_info& m) {
   j["draining"] = m.draining;
   j["address"] = m.address;
   j["api_url"] = m.api_url;
+  j["digest"] = m.digest;
   return j.dump();
 }
 
@@ -43,6 +44,7 @@ cluster_member_info parse_member(const std::string& id, const std::string& value
   if (auto i = j.find("draining"); i != j.end() && i->is_boolean()) m.draining = i->get<bool>();
   if (auto i = j.find("address"); i != j.end() && i->is_string()) m.address = i->get<std::string>();
   if (auto i = j.find("api_url"); i != j.end() && i->is_string()) m.api_url = i->get<std::string>();
+  if (auto i = j.find("digest"); i != j.end() && i->is_string()) m.digest = i->get<std::string>();
   return m;
 }
 
@@ -86,6 +88,7 @@ std::string ownership_settings::problem() const {
 
 struct ownership_agent::snapshot {
   std::map<std::string, cluster_member_info> members;
+  std::map<std::string, kv_entry> member_keys; // Lease and create revision of each member key.
   std::string leader;
   lease_id leader_lease = 0;
   std::map<std::string, std::string> assign;
@@ -202,6 +205,7 @@ caf::error ownership_agent::read(snapshot& s) {
       continue;
     } else if (kind == "members") {
       s.members[name] = parse_member(name, e.value);
+      s.member_keys[name] = e;
     } else if (kind == "assign") {
       if (managed(name))
         s.assign[name] = e.value;
@@ -226,7 +230,8 @@ placement_input ownership_agent::placement_of(const snapshot& s) const {
   placement_input in;
   in.connectors = connectors_;
   for (auto& [id, m] : s.members)
-    in.members.push_back(placement_member{id, m.labels, s.draining.count(id) > 0});
+    if (m.digest == self_.digest) // Only nodes that know the connectors as this one does.
+      in.members.push_back(placement_member{id, m.labels, s.draining.count(id) > 0});
   in.current = s.assign;
   in.moves = s.moves;
   return in;
@@ -385,20 +390,57 @@ ownership_agent::actions ownership_agent::step(clock::time_point now,
     return out;
   }
 
+  // Stays out of the cluster's decisions: stops what it runs, takes nothing, says why.
+  auto stay_out = [&](const std::string& why) {
+    fence();
+    publish_view(snapshot{}, true);
+    std::lock_guard<std::mutex> view_guard{view_mutex_};
+    view_.last_error = why;
+    if (why != logged_error_) {
+      logger.warn("not taking part in ownership", {{"node", self_.id}, {"reason", why}});
+      logged_error_ = why;
+    }
+    return out;
+  };
+
   if (!registered_) {
     auto me = self_;
     me.draining = registered_draining_;
-    if (auto err = store_.put(key("members", self_.id), member_json(me), lease_))
-      return fail(err, "register member");
+    kv_entry holder;
+    auto created = store_.create(key("members", self_.id), member_json(me), lease_, &holder);
+    if (!created) return fail(created.error(), "register member");
+    // A create that was applied twice (retried on another endpoint) finds our own key.
+    if (!*created && holder.lease != lease_)
+      return stay_out("node id '" + self_.id + "' is registered by another lease (" +
+                      std::to_string(holder.lease) + "): another node runs with this id, or "
+                      "this node's previous run did and its lease has not expired yet");
     registered_ = true;
   }
   if (auto err = read(s)) return fail(err, "read cluster state");
+  if (auto k = s.member_keys.find(self_.id); k != s.member_keys.end() && k->second.lease != lease_) {
+    registered_ = false; // Our key expired and someone else registered the id since.
+    return stay_out("node id '" + self_.id + "' was registered by another lease meanwhile");
+  }
+  const std::pair<const std::string, kv_entry>* first = nullptr;
+  for (auto& entry : s.member_keys)
+    if (!first || entry.second.create_revision < first->second.create_revision) first = &entry;
+  if (first && first->first != self_.id && s.members[first->first].digest != self_.digest)
+    return stay_out("this node's connectors section (digest " + self_.digest + ") differs from "
+                    "the cluster's, set by node '" + first->first + "' (digest " +
+                    s.members[first->first].digest + "); it takes no connector until they match");
   bool draining = s.draining.count(self_.id) > 0;
   if (draining != registered_draining_ || s.members.count(self_.id) == 0) {
     auto me = self_;
     me.draining = draining;
-    if (auto err = store_.put(key("members", self_.id), member_json(me), lease_))
+    if (s.members.count(self_.id) == 0) {
+      kv_entry holder;
+      auto created = store_.create(key("members", self_.id), member_json(me), lease_, &holder);
+      if (!created) return fail(created.error(), "update member");
+      if (!*created && holder.lease != lease_)
+        return stay_out("node id '" + self_.id + "' was registered by another lease meanwhile");
+    } else if (auto err = store_.put(key("members", self_.id), member_json(me), lease_)) {
       return fail(err, "update member");
+    }
     registered_draining_ = draining;
     s.members[self_.id] = me;
   }
@@ -451,6 +493,13 @@ caf::error ownership_agent::move(const std::string& connector, const std::string
   if (!c->placement.node.empty())
     return make_error(errc::conflict, "cannot move: " + move_refusal(*c, node, {}));
   if (auto err = read(s)) return err;
+  if (auto m = s.members.find(node); m != s.members.end() && m->second.digest != self_.digest)
+    return make_error(errc::conflict, "cannot move: node '" + node + "' runs another connectors "
+                                      "section (digest " + m->second.digest + ", here " +
+                                      self_.digest + ")");
+  if (auto a = s.assign.find(connector); a != s.assign.end() && a->second == node)
+    return make_error(errc::conflict, "connector '" + connector + "' already runs on node '" +
+                                          node + "'");
   auto why = move_refusal(*c, node, placement_of(s).members);
   if (!why.empty()) return make_error(errc::conflict, "cannot move: " + why);
   logger.info("move requested", {{"connector", connector}, {"to", node}});

@@ -134,6 +134,7 @@ caf::behavior ownership_worker(worker_actor* self, ownership_worker_deps deps) {
   cluster_member_info me;
   me.id = cfg.id;
   me.labels = cfg.labels;
+  me.digest = cfg.cluster.connectors_digest;
   me.address = st.deps.address;
   me.api_url = st.deps.api_url;
   st.agent.emplace(std::move(me), std::move(connectors), *st.deps.store, settings);

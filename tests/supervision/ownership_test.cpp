@@ -41,9 +41,11 @@ struct cluster {
     settings.fence_margin = 1500ms;
   }
 
-  ownership_agent& add(const std::string& id, std::map<std::string, std::string> labels = {}) {
+  ownership_agent& add(const std::string& id, std::map<std::string, std::string> labels = {},
+                       std::string digest = "d1") {
     cluster_member_info self;
     self.id = id;
+    self.digest = std::move(digest);
     self.labels = std::move(labels);
     self.address = id + ":7400";
     self.api_url = "http://" + id + ":8080";
@@ -412,6 +414,75 @@ TEST(ownership_agent, boot_settle_spreads_connectors_over_the_nodes_that_came_up
   c.now += 1s;
   EXPECT_EQ(c.step("a").start.size(), 1u);
   EXPECT_EQ(c.step("b").start.size(), 1u);
+}
+
+TEST(ownership_agent, a_second_node_with_the_same_id_takes_nothing_until_the_first_is_gone) {
+  cluster c;
+  c.connectors = {selector("x", {})};
+  c.add("a");
+  for (int i = 0; i < 5; ++i, c.now += 300ms) c.step("a");
+  ASSERT_EQ(c.running["a"], std::set<std::string>{"x"});
+
+  // Another process started with id "a": it must not take over a's registration or connector.
+  cluster_member_info twin;
+  twin.id = "a";
+  twin.digest = "d1";
+  twin.address = "elsewhere:7400";
+  ownership_agent other{twin, c.connectors, c.store, c.settings};
+  std::set<std::string> other_running;
+  for (int i = 0; i < 5; ++i, c.now += 300ms) {
+    c.step("a");
+    c.store.set_now(c.now);
+    auto acts = other.step(c.now, other_running);
+    EXPECT_TRUE(acts.start.empty());
+  }
+  EXPECT_NE(other.view().last_error.find("registered by another lease"), std::string::npos)
+    << other.view().last_error;
+  EXPECT_EQ(c.running["a"], std::set<std::string>{"x"});
+  auto members = c.agent("a").view().members;
+  ASSERT_EQ(members.size(), 1u);
+  EXPECT_EQ(members[0].address, "a:7400");
+
+  // The first one dies; once its lease expired the second registers and takes the connector.
+  for (int i = 0; i < 40 && other_running.empty(); ++i, c.now += 300ms) {
+    c.store.set_now(c.now);
+    for (auto& x : other.step(c.now, other_running).start) other_running.insert(x);
+  }
+  EXPECT_EQ(other_running, std::set<std::string>{"x"});
+  EXPECT_EQ(other.view().last_error, "");
+}
+
+TEST(ownership_agent, a_node_with_another_connectors_section_takes_no_connector) {
+  cluster c;
+  c.connectors = {selector("x", {}), selector("y", {})};
+  c.add("a");
+  for (int i = 0; i < 3; ++i, c.now += 300ms) c.step("a");
+  c.add("c");
+  c.add("b", {}, "d2"); // registered last, with a config the cluster does not share
+  for (int i = 0; i < 10; ++i, c.now += 300ms) {
+    c.step("a");
+    c.step("c");
+    c.step("b");
+  }
+  EXPECT_TRUE(c.running["b"].empty());
+  EXPECT_NE(c.agent("b").view().last_error.find("differs from the cluster's, set by node 'a'"),
+            std::string::npos)
+    << c.agent("b").view().last_error;
+  auto refused = c.agent("a").move("x", "b");
+  EXPECT_EQ(code_of(refused), errc::conflict);
+  EXPECT_NE(message_of(refused).find("runs another connectors section"), std::string::npos);
+  auto here = c.agent("a").move(*c.running["a"].begin(), "a");
+  EXPECT_NE(message_of(here).find("already runs on node 'a'"), std::string::npos)
+    << message_of(here);
+
+  // a goes away: c holds every connector; b still takes none (c registered before b, so c's
+  // digest is the cluster's now).
+  for (int i = 0; i < 40; ++i, c.now += 300ms) {
+    c.step("c");
+    c.step("b");
+  }
+  EXPECT_EQ(c.running["c"], (std::set<std::string>{"x", "y"}));
+  EXPECT_TRUE(c.running["b"].empty());
 }
 
 } // namespace

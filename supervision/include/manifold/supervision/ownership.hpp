@@ -24,6 +24,9 @@ struct cluster_member_info {
   bool draining = false;
   std::string address; ///< `host:port` where other nodes reach it.
   std::string api_url; ///< Its HTTP API, for redirects and display.
+  /// Digest of its `connectors` section. The member that registered first sets the cluster's;
+  /// a node with another one takes no connector (see `ownership_agent`).
+  std::string digest;
 };
 
 struct ownership_settings {
@@ -91,6 +94,13 @@ struct ownership_view {
 /// sending would break the argument by up to the round-trip time. The testkit's
 /// `cluster_simulation` models call latency, clock drift and overrunning device operations and
 /// catches a margin that does not cover them.
+///
+/// Membership is exclusive: a node registers its member key only if no other lease holds that
+/// id (another process with the same id, or this node's previous run until its lease expires);
+/// until it could, it takes no connector and says why in `view().last_error`. The member that
+/// registered first (lowest create revision) sets the cluster's `connectors` digest; a node with
+/// another digest neither campaigns nor takes connectors, and the leader places connectors only
+/// on members with its own digest, so nodes that know a connector differently never drive it.
 ///
 /// Past `valid_until`, `step` asks to stop every running non-pinned connector and acquires
 /// nothing until a keep-alive succeeds again. A lease the store no longer knows (expired while
