@@ -143,6 +143,12 @@ std::vector<seed_status> cluster_directory::seeds() const {
 void cluster_directory::add_refusal(std::string peer, std::string reason,
                                     std::chrono::steady_clock::time_point now) {
   std::lock_guard<std::mutex> guard{mutex_};
+  // A refused peer retries every few heartbeats: one entry per peer and reason, kept current.
+  for (auto i = refusals_.begin(); i != refusals_.end(); ++i)
+    if (i->peer == peer && i->reason == reason) {
+      refusals_.erase(i);
+      break;
+    }
   if (refusals_.size() == max_refusals) refusals_.erase(refusals_.begin());
   refusals_.push_back({std::move(peer), std::move(reason), now});
 }
@@ -150,6 +156,11 @@ void cluster_directory::add_refusal(std::string peer, std::string reason,
 std::vector<refusal> cluster_directory::refusals() const {
   std::lock_guard<std::mutex> guard{mutex_};
   return refusals_;
+}
+
+void cluster_directory::set_unplaced(std::map<std::string, std::string> reasons) {
+  std::lock_guard<std::mutex> guard{mutex_};
+  unplaced_ = std::move(reasons);
 }
 
 void cluster_directory::set_leader(std::string id, std::string chosen_by) {
@@ -202,7 +213,10 @@ connector_location cluster_directory::locate(const std::string& connector) const
   std::lock_guard<std::mutex> guard{mutex_};
   auto owner = owner_locked(connector);
   if (!owner) {
-    out.reason = quoted + " has no owner yet (placement: " + c->placement.to_string() + ")";
+    auto why = unplaced_.find(connector);
+    out.reason = quoted + " has no owner " +
+                 (why != unplaced_.end() ? "(" + why->second + ")"
+                                         : "yet (placement: " + c->placement.to_string() + ")");
     return out;
   }
   out.node = *owner;

@@ -599,7 +599,9 @@ private:
         e.prefix = *v;
     }
     if (auto v = r.get_duration("lease_ttl", 2s, 10min)) e.lease_ttl = *v;
-    if (auto v = r.get_duration("fence_margin", 100ms, 10min)) e.fence_margin = *v;
+    // At least half a second: it must cover a device call already on its way when the fence
+    // closes, and a step that comes late (`manifold sandbox cluster` shows what less allows).
+    if (auto v = r.get_duration("fence_margin", 500ms, 10min)) e.fence_margin = *v;
     if (auto v = r.get_duration("request_timeout", 10ms, 1min)) e.request_timeout = *v;
     if (e.fence_margin * 2 > e.lease_ttl)
       r.error("fence_margin", "'cluster.etcd.fence_margin' (" +

@@ -158,9 +158,15 @@ int connectors_list(const client_options& opts) {
 }
 
 void print_connector(const json& c) {
-  print_table({"CONNECTOR", "TYPE", "STATE", "RESTARTS", "LAST ERROR"},
-              {{c.value("name", ""), c.value("type", ""), c.value("state", ""),
-                scalar_text(c.value("restarts", json{})), c.value("last_error", "")}});
+  if (c.contains("node")) // In a cluster: which node runs it.
+    print_table({"CONNECTOR", "TYPE", "STATE", "NODE", "RESTARTS", "LAST ERROR"},
+                {{c.value("name", ""), c.value("type", ""), c.value("state", ""),
+                  scalar_text(c["node"]), scalar_text(c.value("restarts", json{})),
+                  c.value("last_error", "")}});
+  else
+    print_table({"CONNECTOR", "TYPE", "STATE", "RESTARTS", "LAST ERROR"},
+                {{c.value("name", ""), c.value("type", ""), c.value("state", ""),
+                  scalar_text(c.value("restarts", json{})), c.value("last_error", "")}});
   if (auto u = c.find("unreachable_devices"); u != c.end() && u->is_array() && !u->empty())
     std::cout << "unreachable devices: " << join(*u) << '\n';
 }
@@ -181,6 +187,11 @@ int connector_command(const client_options& opts, const std::string& op,
 }
 
 int connector_move(const client_options& opts, const std::string& name, const std::string& to) {
+  if (!config::valid_name(to)) {
+    std::cerr << "error: --to expects a node id (letters, digits, '-', '_', '.'), got '" << to
+              << "'\n";
+    return exit_usage;
+  }
   json body;
   json request{{"to", to}};
   int rc = call(opts, "POST", "/v1/connectors/" + encode_segment(name) + "/move", request.dump(),
@@ -212,6 +223,7 @@ int cluster_status(const client_options& opts) {
   std::vector<std::vector<std::string>> rows;
   for (auto& m : body["members"]) {
     std::string health = m.value("health", "");
+    if (m.value("draining", false)) health += ", draining";
     if (m.value("self", false)) health += " (this node)";
     std::string running;
     for (auto& c : m["connectors"])
@@ -225,13 +237,14 @@ int cluster_status(const client_options& opts) {
   rows.clear();
   for (auto& c : body["connectors"])
     rows.push_back({c.value("name", ""), c.value("placement", ""), scalar_text(c["node"]),
-                    c.value("available", false) ? "yes" : "no",
+                    scalar_text(c["state"]), c.value("available", false) ? "yes" : "no",
                     c.value("reason", "").empty() ? "-" : c.value("reason", "")});
-  print_table({"CONNECTOR", "PLACEMENT", "NODE", "AVAILABLE", "REASON"}, rows);
+  print_table({"CONNECTOR", "PLACEMENT", "NODE", "STATE", "AVAILABLE", "REASON"}, rows);
   if (body["refusals"].is_array() && !body["refusals"].empty()) {
     std::cout << "\nRefused peers:\n";
     for (auto& r : body["refusals"])
-      std::cout << "  " << r.value("peer", "") << ": " << r.value("reason", "") << '\n';
+      std::cout << "  " << r.value("peer", "") << ": " << r.value("reason", "") << " ("
+                << scalar_text(r["seconds_ago"]) << " s ago)\n";
   }
   return exit_ok;
 }

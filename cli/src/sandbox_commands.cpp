@@ -39,6 +39,7 @@ struct sandbox_options {
 
   std::string config;
   std::vector<std::string> nodes; ///< `ID[:KEY=VALUE,...]`
+  std::string io_overrun = "200ms";
   std::string device;
   std::string action;
   std::vector<std::string> params;
@@ -330,6 +331,21 @@ int sandbox_cluster(const sandbox_options& o) {
   }
   std::vector<supervision::connector_placement> connectors;
   for (auto& c : cfg.connectors) connectors.push_back({c.name, c.placement});
+  // A connector no simulated node may run would pass every check without being tested.
+  for (auto& c : cfg.connectors) {
+    bool runnable = false;
+    for (auto& n : nodes)
+      runnable = runnable || n.id == c.placement.node || c.placement.matches(n.labels);
+    if (runnable) continue;
+    if (!c.placement.node.empty()) {
+      std::cerr << "note: connector '" << c.name << "' is pinned to node '" << c.placement.node
+                << "', which is not simulated; it takes no part\n";
+      continue;
+    }
+    std::cerr << "error: no simulated node may run connector '" << c.name << "' (placement: "
+              << c.placement.to_string() << "); give a --node with matching labels\n";
+    return exit_usage;
+  }
 
   std::pair<std::uint64_t, std::uint64_t> range{o.seed.value_or(1), o.seed.value_or(1)};
   if (!o.seeds.empty()) {
@@ -342,6 +358,13 @@ int sandbox_cluster(const sandbox_options& o) {
     range = *r;
   }
   testkit::cluster_simulation_options opts;
+  auto overrun = config::parse_duration(o.io_overrun);
+  if (!overrun) {
+    std::cerr << "error: --io-overrun expects a duration such as 200ms or 1s, got '"
+              << o.io_overrun << "'\n";
+    return exit_usage;
+  }
+  opts.io_overrun = *overrun;
   opts.lease_ttl = cfg.cluster.etcd->lease_ttl;
   opts.fence_margin = cfg.cluster.etcd->fence_margin;
   opts.step_interval = std::clamp(opts.lease_ttl / 10, std::chrono::milliseconds{100},
@@ -371,6 +394,7 @@ int sandbox_cluster(const sandbox_options& o) {
   }
   auto replay = "manifold sandbox cluster -c " + o.config;
   for (auto& n : o.nodes) replay += " --node " + n;
+  if (o.io_overrun != "200ms") replay += " --io-overrun " + o.io_overrun;
   if (failing) replay += " --seed " + std::to_string(*failing);
 
   if (o.as_json) {
@@ -388,6 +412,7 @@ int sandbox_cluster(const sandbox_options& o) {
                               {"detail", v.detail}});
       out["failing_seed"] = *failing;
       out["violations"] = std::move(violations);
+      out["timeline"] = failed_run->timeline();
       out["replay"] = replay;
     }
     std::cout << out.dump(2) << '\n';
@@ -396,6 +421,7 @@ int sandbox_cluster(const sandbox_options& o) {
   std::cout << "sandbox cluster: " << nodes.size() << " nodes, " << connectors.size()
             << " connectors from " << o.config << "; lease_ttl "
             << opts.lease_ttl.count() << " ms, fence_margin " << opts.fence_margin.count()
+            << " ms, device calls overrun the fence by up to " << opts.io_overrun.count()
             << " ms (virtual time, no network)\n";
   if (failing) {
     std::cout << "seed " << *failing << " failed:\n"
@@ -514,6 +540,10 @@ std::function<std::optional<int>()> add_sandbox_commands(CLI::App& app) {
   auto cluster_seed = cluster->add_option("--seed", o->seed, "Run this seed (default 1)");
   cluster->add_option("--seeds", o->seeds, "Sweep seeds FIRST..LAST, stop at the first failure")
       ->excludes(cluster_seed);
+  cluster->add_option("--io-overrun", o->io_overrun,
+                      "How long a device call sent just before the fence closed may still act "
+                      "(network and device latency)")
+      ->capture_default_str();
   cluster->add_flag("--json", o->as_json, "Print the result as JSON");
 
   return [o, run, action, cluster]() -> std::optional<int> {

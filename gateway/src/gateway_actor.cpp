@@ -4,6 +4,7 @@
 
 #include "manifold/gateway/gateway.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -719,15 +720,28 @@ void get_cluster(gateway_actor* self, const exchange_ptr& ex, const path_params&
   auto& cfg = dir->config();
   auto now = std::chrono::steady_clock::now();
   json members = json::array();
-  for (auto& m : dir->members()) members.push_back(member_object(m, now));
+  std::map<std::string, std::map<std::string, connector_state>> running; // node -> connector
+  for (auto& m : dir->members()) {
+    members.push_back(member_object(m, now));
+    for (auto& r : m.running) running[m.info.id][r.name] = r.state;
+  }
   json connectors = json::array();
   for (auto& c : cfg.connectors) {
     auto loc = dir->locate(c.name);
+    // Its state on its node, as that node's last heartbeat said: `stopped` when that node
+    // does not run it (stopped by hand, or not started yet).
+    json state = nullptr;
+    if (!loc.node.empty() && dir->is_alive(loc.node)) {
+      auto& on_node = running[loc.node];
+      auto i = on_node.find(c.name);
+      state = i == on_node.end() ? "stopped" : to_string(i->second);
+    }
     connectors.push_back({{"name", c.name},
                           {"type", c.type},
                           {"placement", c.placement.to_string()},
                           {"movable", c.placement.movable()},
                           {"node", loc.node.empty() ? json(nullptr) : json(loc.node)},
+                          {"state", state},
                           {"available", loc.where != connector_location::kind::unavailable},
                           {"reason", loc.reason}});
   }
@@ -739,7 +753,12 @@ void get_cluster(gateway_actor* self, const exchange_ptr& ex, const path_params&
                      {"attempts", s.attempts},
                      {"last_error", s.last_error}});
   json refusals = json::array();
-  for (auto& r : dir->refusals()) refusals.push_back({{"peer", r.peer}, {"reason", r.reason}});
+  for (auto& r : dir->refusals()) {
+    std::chrono::duration<double> ago = now - r.when;
+    refusals.push_back({{"peer", r.peer},
+                        {"reason", r.reason},
+                        {"seconds_ago", std::round(ago.count() * 10) / 10}});
+  }
   auto leader = dir->leader();
   bool failover = cfg.cluster.etcd.has_value();
   json doc{{"cluster", cfg.cluster.name},
@@ -765,6 +784,11 @@ void get_cluster(gateway_actor* self, const exchange_ptr& ex, const path_params&
     .then(
       [ex, doc](std::string& view) mutable {
         doc["ownership"] = json::parse(view, nullptr, false);
+        // Draining is etcd's to say; show it on the members too.
+        auto& draining = doc["ownership"]["draining"];
+        for (auto& m : doc["members"])
+          m["draining"] = draining.is_array() &&
+                          std::find(draining.begin(), draining.end(), m["id"]) != draining.end();
         ex->document(200, doc);
       },
       [ex, doc](caf::error& err) mutable {
@@ -813,6 +837,8 @@ void move_connector(gateway_actor* self, const exchange_ptr& ex, const path_para
   if (!c) return ex->error(errc::not_found, "no connector '" + clip(pp[0]) + "'");
   if (!self->state.deps.directory)
     return ex->error(errc::not_found, "this node runs alone: there is no other node to move to");
+  if (req.body.find_first_not_of(" \t\r\n") == std::string::npos)
+    return ex->error(errc::bad_request, "the body must be {\"to\": \"NODE\"}, got nothing");
   auto body = parse_body(ex, req.body);
   if (!body) return;
   if (!body->is_object() || body->size() != 1 || !body->contains("to") ||

@@ -97,6 +97,7 @@ void publish(worker_actor* self) {
   auto v = st.agent->view();
   st.deps.directory->set_leader(v.leader, "etcd");
   st.deps.directory->set_owners(v.owners);
+  st.deps.directory->set_unplaced(v.unplaced);
   if (st.deps.metrics) {
     std::chrono::duration<double> left = v.valid_until - steady::now();
     st.deps.metrics->set_ownership(v.lease_healthy, std::max(0.0, left.count()));

@@ -599,7 +599,12 @@ std::unique_ptr<cluster_simulation> random_cluster_run(
       case 2: sim->pause(id, milliseconds{500 + pick(14000)}); break;
       case 3: sim->partition({id}); break;
       case 4: sim->heal(); break;
-      case 5: sim->partition({id, nodes[pick(nodes.size())].id}); break;
+      case 5: {
+        auto& other = nodes[pick(nodes.size())].id;
+        sim->partition(other == id ? std::vector<std::string>{id}
+                                   : std::vector<std::string>{id, other});
+        break;
+      }
     }
     sim->run_for(milliseconds{200 + pick(15000)});
   }

@@ -207,19 +207,23 @@ TEST(sandbox_cli, cluster_sweep_of_the_example_config_keeps_one_owner_and_fails_
 }
 
 TEST(sandbox_cli, cluster_sweep_catches_a_fence_margin_shorter_than_a_device_call) {
-  // A 100 ms margin cannot cover a device call still in flight when the fence passes.
+  // The smallest margin the config takes, against devices that may act a second after the
+  // fence closed (a slow link): two owners drive at once on some seed.
   temp_dir dir;
   auto text = read_file(source("examples/cluster.yaml"));
   auto at = text.find("fence_margin: 1500ms");
   ASSERT_NE(at, std::string::npos);
-  text.replace(at, 20, "fence_margin: 100ms\n    request_timeout: 50ms");
-  auto path = dir.path() + "/unsafe.yaml";
+  text.replace(at, 20, "fence_margin: 500ms\n    request_timeout: 100ms");
+  auto path = dir.path() + "/slow-link.yaml";
   std::ofstream{path} << text;
-  auto r = manifold_cmd(three_nodes(path, {"--seeds", "1..300"}));
+  auto r = manifold_cmd(three_nodes(path, {"--seeds", "1..300", "--io-overrun", "1s"}));
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_NE(r.output.find("two drivers of line-modbus"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("replay: manifold sandbox cluster -c " + path), std::string::npos)
     << r.output;
+  EXPECT_NE(r.output.find("--io-overrun 1s --seed "), std::string::npos) << r.output;
+  // The same config with the default overrun passes.
+  EXPECT_EQ(manifold_cmd(three_nodes(path, {"--seeds", "1..100"})).exit_code, 0);
 }
 
 TEST(sandbox_cli, cluster_refuses_what_it_cannot_simulate) {
@@ -231,6 +235,12 @@ TEST(sandbox_cli, cluster_refuses_what_it_cannot_simulate) {
                            "a"});
   EXPECT_EQ(one.exit_code, 2);
   EXPECT_NE(one.output.find("at least two nodes"), std::string::npos) << one.output;
+  auto nowhere = manifold_cmd({"sandbox", "cluster", "-c", source("examples/cluster.yaml"),
+                               "--node", "a:role=edge", "--node", "b:role=edge"});
+  EXPECT_EQ(nowhere.exit_code, 2);
+  EXPECT_NE(nowhere.output.find("no simulated node may run connector 'line-modbus'"),
+            std::string::npos)
+    << nowhere.output;
   auto bad = manifold_cmd({"sandbox", "cluster", "-c", source("examples/cluster.yaml"), "--node",
                            "a:role", "--node", "b"});
   EXPECT_EQ(bad.exit_code, 2);

@@ -168,7 +168,8 @@ public:
   std::vector<seed_status> seeds() const;
   void add_refusal(std::string peer, std::string reason,
                    std::chrono::steady_clock::time_point now);
-  std::vector<refusal> refusals() const; ///< The last few, oldest first.
+  /// The last few, oldest first; one per peer and reason (the latest time it happened).
+  std::vector<refusal> refusals() const;
 
   // -- leader and owners (ownership worker in etcd mode) -------------------------------------------
 
@@ -178,6 +179,8 @@ public:
   /// Pinned connectors need no entry: their pinned node owns them.
   void set_owners(std::map<std::string, std::string> owners);
   void set_owner(const std::string& connector, const std::string& node);
+  /// Why connectors have no node (from the leader's placement): `locate` gives these reasons.
+  void set_unplaced(std::map<std::string, std::string> reasons);
   void clear_owner(const std::string& connector);
   /// The owner of `connector`: its pinned node, or the one set; nullopt when none.
   std::optional<std::string> owner(const std::string& connector) const;
@@ -196,6 +199,7 @@ private:
   std::vector<refusal> refusals_;
   leader_info leader_;
   std::map<std::string, std::string> owners_;
+  std::map<std::string, std::string> unplaced_;
 };
 
 /// `4.2 s`: a duration as the directory's reasons show it.
