@@ -102,7 +102,11 @@ double manifold_rate(caf::actor_system& sys, std::size_t n, std::size_t& ws_rece
   cfg.gateway.port = 0;
   cfg.gateway.stream_queue_limit = n; // Nothing dropped: the bench measures delivery.
   auto ncfg = std::make_shared<const node_config>(cfg);
-  auto gw = gateway::spawn_gateway(sys, {ncfg, {}, bus, metrics});
+  gateway::gateway_deps deps;
+  deps.config = ncfg;
+  deps.bus = bus;
+  deps.metrics = metrics;
+  auto gw = gateway::spawn_gateway(sys, deps);
   gateway::http_server http{sys, gw, bus, cfg.gateway, metrics};
   if (auto err = http.start()) {
     std::fprintf(stderr, "http: %s\n", err->c_str());

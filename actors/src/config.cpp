@@ -382,7 +382,8 @@ namespace {
 
 using namespace std::chrono_literals;
 
-/// `HOST:PORT` or `[V6]:PORT` with a port from 0 to 65535.
+/// `HOST:PORT` or `[V6]:PORT` with a port from 0 to 65535; HOST is a name or an address (no
+/// scheme, path or spaces).
 bool parse_host_port(const std::string& text, std::string& host_out, std::uint16_t& port_out) {
   auto colon = text.rfind(':');
   if (colon == std::string::npos) return false;
@@ -391,7 +392,8 @@ bool parse_host_port(const std::string& text, std::string& host_out, std::uint16
     host = host.substr(1, host.size() - 2);
   auto digits = text.substr(colon + 1);
   if (host.empty() || digits.empty() || digits.size() > 5 ||
-      digits.find_first_not_of("0123456789") != std::string::npos)
+      digits.find_first_not_of("0123456789") != std::string::npos ||
+      host.find_first_of("/ \t@?#") != std::string::npos)
     return false;
   auto port = std::stoll(digits);
   if (port > 65535) return false;
@@ -636,8 +638,9 @@ private:
       } else if (sel.IsScalar() && parse_selector(sel.Scalar(), p.selector)) {
       } else {
         diag_.add(location_of(sel, file_), "'placement.selector' must be LABEL=VALUE[,LABEL=VALUE"
-                                           "...] (e.g. role=edge,site=plant-1) or a mapping, "
-                                           "got " + describe(sel));
+                                           "...] with each label once (e.g. "
+                                           "role=edge,site=plant-1) or a mapping, got " +
+                                           describe(sel));
       }
       if (p.selector.empty() && sel.IsMap())
         diag_.add(location_of(sel, file_), "'placement.selector' must name at least one label");
@@ -664,8 +667,9 @@ private:
       if (eq == std::string::npos) return false;
       auto key = part.substr(0, eq);
       auto val = part.substr(eq + 1);
-      if (!valid_name(key) || val.empty()) return false;
-      out[key] = val;
+      if (!valid_name(key) || val.empty() || val.find('=') != std::string::npos ||
+          !out.emplace(key, val).second)
+        return false;
       if (comma == std::string::npos) break;
       start = comma + 1;
     }
@@ -692,12 +696,60 @@ private:
     }
   }
 
-  /// FNV-1a over the canonical YAML of the connectors section: nodes compare it when they meet.
+  /// The node's content without its style: mappings sorted by key, scalars as their text. Two
+  /// files that say the same thing in flow or block style, or with keys in another order,
+  /// give the same text.
+  static void canonical(const YAML::Node& n, std::string& out) {
+    auto quoted = [&](const std::string& s) {
+      out += '"';
+      for (char c : s) {
+        if (c == '"' || c == '\\') out += '\\';
+        out += c;
+      }
+      out += '"';
+    };
+    switch (n.Type()) {
+      case YAML::NodeType::Map: {
+        // Sorted by index: assigning a YAML::Node (as sorting nodes would) writes through to
+        // the document it refers to.
+        std::vector<YAML::Node> values;
+        std::vector<std::pair<std::string, std::size_t>> keys;
+        for (auto it = n.begin(); it != n.end(); ++it) {
+          std::string key;
+          canonical(it->first, key);
+          keys.emplace_back(std::move(key), values.size());
+          values.push_back(it->second);
+        }
+        std::sort(keys.begin(), keys.end());
+        out += '{';
+        for (auto& [key, index] : keys) {
+          out += key;
+          out += ':';
+          canonical(values[index], out);
+          out += ',';
+        }
+        out += '}';
+        break;
+      }
+      case YAML::NodeType::Sequence:
+        out += '[';
+        for (auto item : n) {
+          canonical(item, out);
+          out += ',';
+        }
+        out += ']';
+        break;
+      case YAML::NodeType::Scalar: quoted(n.Scalar()); break;
+      default: out += '~';
+    }
+  }
+
+  /// FNV-1a over the canonical text of the connectors section: nodes compare it when they meet.
   static std::string digest_of(const YAML::Node& list) {
-    YAML::Emitter out;
-    out << list;
+    std::string text;
+    canonical(list, text);
     std::uint64_t h = 1469598103934665603ull;
-    for (unsigned char ch : std::string{out.c_str()}) {
+    for (unsigned char ch : text) {
       h ^= ch;
       h *= 1099511628211ull;
     }

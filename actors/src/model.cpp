@@ -108,7 +108,7 @@ std::string format_timestamp(timestamp ts) {
   int millis = static_cast<int>((ts / 1'000'000) % 1000);
   std::tm tm{};
   gmtime_r(&secs, &tm);
-  char buf[40];
+  char buf[80]; // Room for any int the format may print, so nothing is ever cut.
   std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, millis);
   return buf;

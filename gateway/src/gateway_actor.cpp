@@ -24,6 +24,7 @@
 #include <prometheus/histogram.h>
 
 #include "manifold/actors/cluster.hpp"
+#include "manifold/actors/config.hpp"
 #include "manifold/actors/errors.hpp"
 #include "manifold/actors/log.hpp"
 #include "manifold/actors/messages.hpp"
@@ -172,7 +173,8 @@ caf::error remote_error(gateway_actor* self, const target& t, const caf::error& 
   if (code == errc::timeout)
     return make_error(errc::unavailable,
                       "node '" + t.node + "' did not answer within " +
-                        std::to_string(deadline_for(self, t).count()) + " ms");
+                        std::to_string(deadline_for(self, t).count()) +
+                        " ms; the request may still reach it and take effect");
   if (err.category() != manifold_errc_category())
     return make_error(errc::unavailable,
                       "node '" + t.node + "' cannot be reached: " + message_of(err));
@@ -811,6 +813,9 @@ void drain_node(gateway_actor* self, const exchange_ptr& ex, const path_params& 
                 const http_request_data& req) {
   if (!self->state.deps.directory)
     return ex->error(errc::not_found, "this node runs alone: there is no cluster to drain");
+  if (!config::valid_name(pp[0]))
+    return ex->error(errc::bad_request, "'" + clip(pp[0]) + "' is not a node id (1 to 64 "
+                                        "letters, digits, '-', '_' or '.')");
   bool on = true;
   if (req.body.find_first_not_of(" \t\r\n") != std::string::npos) {
     auto body = parse_body(ex, req.body);
@@ -845,12 +850,16 @@ void move_connector(gateway_actor* self, const exchange_ptr& ex, const path_para
       !body->at("to").is_string())
     return ex->error(errc::bad_request,
                      "the body must be {\"to\": \"NODE\"}, got " + clip(body->dump()));
+  auto to = body->at("to").get<std::string>();
+  if (!config::valid_name(to))
+    return ex->error(errc::bad_request, "'to' must be a node id (1 to 64 letters, digits, '-', "
+                                        "'_' or '.'), got '" + clip(to) + "'");
   if (!c->placement.node.empty())
     return ex->error(errc::conflict, "connector '" + c->name + "' is pinned to node '" +
                                        c->placement.node + "' and does not move");
   if (!admin_or_409(self, ex, "moving a connector")) return;
   self->request(self->state.deps.cluster_admin, self->state.remote_timeout, move_atom::value,
-                c->name, body->at("to").get<std::string>())
+                c->name, to)
     .then([ex](std::string& message) { ex->document(200, {{"result", message}}); },
           [ex](caf::error& err) { ex->error(err); });
 }

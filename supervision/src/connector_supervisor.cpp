@@ -357,7 +357,7 @@ caf::behavior connector_supervisor(supervisor_actor* self, connectors::connector
         ++st.generation; // Voids a pending respawn or probe of the dropped child.
         set_state(self, connector_state::stopped);
         set_up(self, false);
-        mark_points_stale(self, "moved off this node");
+        mark_points_stale(self, "was stopped on this node: " + why);
         st.log.info("connector removed from this node", {{"connector", st.ctx.name()},
                                                           {"reason", why}});
       } else if (!here) {

@@ -111,10 +111,13 @@ void step(worker_actor* self) {
   auto acts = st.agent->step(now, st.running);
   // Extended before any start below, narrowed for good when the lease is lost.
   st.deps.fence->extend_until(st.agent->valid_until());
+  auto v = st.agent->view();
   for (auto& name : acts.stop) {
-    auto v = st.agent->view();
     auto i = v.assignments.find(name);
-    auto why = i != v.assignments.end() && i->second != v.self
+    auto why = !v.lease_healthy
+                 ? "this node could not renew its etcd lease in time" +
+                     (v.last_error.empty() ? std::string{} : " (" + v.last_error + ")")
+               : i != v.assignments.end() && i->second != v.self
                  ? "placed on node '" + i->second + "'"
                  : std::string{"this node no longer owns it"};
     if (st.stopping.count(name) == 0) place(self, name, false, why);

@@ -419,3 +419,25 @@ TEST(config_cluster, advertise_must_be_a_dialable_address) {
               .find("'cluster.advertise' must be HOST:PORT"),
             std::string::npos);
 }
+
+TEST(config_cluster, the_digest_ignores_yaml_style_and_key_order) {
+  auto block = load(cluster_yaml(with_etcd, "    poll_interval: 250ms\n    placement: {node: s1}\n"));
+  auto flow = load("node:\n  id: s1\ncluster:\n" + std::string{with_etcd} +
+                   "connectors:\n  - {placement: {node: s1}, devices: [{model: thermostat, "
+                   "name: t1}], type: sim, poll_interval: 250ms, name: sim}\n");
+  ASSERT_TRUE(block.config && flow.config) << block.diag.to_string() << flow.diag.to_string();
+  EXPECT_EQ(block.config->cluster.connectors_digest, flow.config->cluster.connectors_digest);
+}
+
+TEST(config_cluster, seeds_and_selectors_must_say_one_thing) {
+  EXPECT_NE(only_error(cluster_yaml("  seeds: ['http://127.0.0.1:80']\n",
+                                    "    placement: {node: s1}\n"))
+              .find("a seed must be HOST:PORT"),
+            std::string::npos);
+  EXPECT_NE(only_error(cluster_yaml(with_etcd, "    placement: {selector: 'role=a,role=b'}\n"))
+              .find("each label once"),
+            std::string::npos);
+  EXPECT_NE(only_error(cluster_yaml(with_etcd, "    placement: {selector: 'a=b=c'}\n"))
+              .find("must be LABEL=VALUE"),
+            std::string::npos);
+}

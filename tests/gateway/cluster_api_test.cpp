@@ -145,6 +145,19 @@ TEST_F(cluster_api, bad_cluster_requests_get_clear_errors) {
   EXPECT_EQ(r.status, 400);
   r = test::http_request(a_->port(), "DELETE", "/v1/cluster");
   EXPECT_EQ(r.status, 405);
+  r = test::http_post(a_->port(), "/v1/connectors/sim-b/move", R"({"to": ""})");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find("must be a node id"), std::string::npos) << r.body;
+  r = test::http_post(a_->port(), "/v1/connectors/sim-b/move", "");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find("got nothing"), std::string::npos) << r.body;
+  r = test::http_post(a_->port(), "/v1/connectors/sim-b/move",
+                      R"({"to": ")" + std::string(5000, 'x') + R"("})");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_LT(r.body.size(), 1000u); // The name is not echoed whole.
+  r = test::http_post(a_->port(), "/v1/cluster/nodes/bad%20id/drain", "");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find("is not a node id"), std::string::npos) << r.body;
 }
 
 TEST_F(cluster_api, a_device_whose_node_is_gone_answers_503_at_once_with_the_reason) {

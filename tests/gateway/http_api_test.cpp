@@ -114,9 +114,11 @@ protected:
     std::uint64_t seed = 1;
     for (auto& c : config_->connectors) {
       if (opts.without_supervisor.count(c.name)) continue;
-      manifold::connectors::connector_context ctx{
-        std::shared_ptr<const manifold::connector_config>(config_, &c), bus_, metrics_, nullptr,
-        seed++};
+      manifold::connectors::connector_context ctx;
+      ctx.config = std::shared_ptr<const manifold::connector_config>(config_, &c);
+      ctx.bus = bus_;
+      ctx.metrics = metrics_;
+      ctx.seed = seed++;
       ctx.readings_counter = &metrics_->readings(c.name);
       auto sup = manifold::supervision::spawn_connector_supervisor(*sys_, *registry.find(c.type),
                                                                    std::move(ctx));
