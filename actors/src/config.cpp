@@ -558,6 +558,10 @@ private:
       if (!in)
         r.error(key, std::string{"'cluster.tls."} + key + "': cannot read '" + *v +
                        "': " + std::strerror(errno) + " (expected a PEM file)");
+      // An ifstream opens a directory too; reading it fails only later, inside OpenSSL.
+      else if (std::error_code ec; std::filesystem::is_directory(*v, ec))
+        r.error(key, std::string{"'cluster.tls."} + key + "': '" + *v +
+                       "' is a directory (expected a PEM file)");
       else
         out = *v;
     };

@@ -14,6 +14,7 @@
 #include "manifold/actors/http_client.hpp"
 #include "manifold/actors/log.hpp"
 #include "manifold/cli/node_runtime.hpp"
+#include "manifold/supervision/tls_files.hpp"
 #include "sandbox_commands.hpp"
 
 namespace manifold::cli {
@@ -353,6 +354,12 @@ int action_invoke(const client_options& opts, const std::string& device, const s
 int config_check(const std::string& file, bool as_json, const config::load_options& options) {
   auto registry = connectors::connector_registry::builtin();
   auto result = load_node_config(file, registry, options);
+  // The loader sees that the TLS files can be read; whether OpenSSL takes them (a PEM
+  // certificate, its key, a CA) only OpenSSL can say, and a node would fail at its first peer.
+  if (result.config)
+    for (auto& problem : supervision::check_tls_files(result.config->cluster.tls))
+      result.diag.add({file, 0, 0}, problem);
+  if (!result.diag.empty()) result.config.reset();
   if (as_json) {
     json out;
     out["file"] = file;

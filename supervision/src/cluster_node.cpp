@@ -1,6 +1,5 @@
 #include "manifold/supervision/cluster_node.hpp"
 
-#include <fstream>
 #include <set>
 
 #include <caf/exit_reason.hpp>
@@ -18,6 +17,7 @@
 #include "manifold/actors/errors.hpp"
 #include "manifold/actors/log.hpp"
 #include "manifold/actors/messages.hpp"
+#include "manifold/supervision/tls_files.hpp"
 
 namespace manifold::supervision {
 
@@ -412,14 +412,6 @@ caf::behavior cluster_node(node_actor* self, cluster_node_deps deps) {
   };
 }
 
-caf::error check_readable(const std::string& what, const std::string& path) {
-  std::ifstream in{path};
-  if (!in)
-    return make_error(errc::bad_request,
-                      "cannot read cluster.tls." + what + " file '" + path + "'");
-  return caf::none;
-}
-
 } // namespace
 
 void configure_cluster(caf::actor_system_config& sys_cfg, const node_config& cfg) {
@@ -445,11 +437,14 @@ start_cluster_node(caf::actor_system& sys, cluster_node_deps deps) {
   if (tls.enabled()) {
     if (!openssl_error_queue_cleared)
       return make_error(errc::internal, "the OpenSSL error queue shims are missing");
-    // CAF reads these files only at the first connection, and then only logs a failure.
-    for (auto& [what, path] : {std::pair<std::string, std::string>{"certificate", tls.certificate},
-                               {"key", tls.key},
-                               {"ca", tls.ca}})
-      if (auto err = check_readable(what, path)) return err;
+    // CAF reads these files only at the first connection, and then throws on its I/O thread,
+    // which ends the process: check them the way it will load them, before publishing.
+    auto problems = check_tls_files(tls);
+    if (!problems.empty()) {
+      std::string text;
+      for (auto& p : problems) text += (text.empty() ? "" : "; ") + p;
+      return make_error(errc::bad_request, text);
+    }
     if (!sys.has_openssl_manager())
       return make_error(errc::internal,
                         "cluster.tls is set but the actor system has no openssl manager "

@@ -97,6 +97,48 @@ TEST(cli, config_check_reports_every_error_with_file_and_line) {
   EXPECT_EQ(body["errors"][0]["line"], 4);
 }
 
+TEST(cli, config_check_reports_tls_files_openssl_would_refuse) {
+  temp_dir dir;
+  auto cert = dir.write("node.pem", "not a certificate\n");
+  auto key = dir.write("node.key", "");
+  auto ca = dir.write("ca.pem", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n");
+  auto config = [&](const std::string& ca_path) {
+    return "node: {id: a}\ncluster:\n  name: t\n  listen: 127.0.0.1:0\n  tls: {certificate: " +
+           cert + ", key: " + key + ", ca: " + ca_path + "}\nconnectors: []\n";
+  };
+  auto file = dir.write("tls.yaml", config(ca));
+  auto r = manifold({"config", "check", file});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find(file + ": cluster.tls.certificate '" + cert + "': not a PEM certificate"),
+            std::string::npos)
+    << r.output;
+  EXPECT_NE(r.output.find("cluster.tls.key '" + key + "': the file is empty"), std::string::npos)
+    << r.output;
+  EXPECT_NE(r.output.find("cluster.tls.ca '" + ca + "': no PEM certificate in it"),
+            std::string::npos)
+    << r.output;
+  auto j = manifold({"config", "check", "--json", file});
+  EXPECT_EQ(j.exit_code, 2);
+  EXPECT_FALSE(json::parse(j.output)["valid"].get<bool>());
+
+  // A directory opens like a file; the loader refuses it with its position.
+  file = dir.write("tls-dir.yaml", config(dir.file("")));
+  r = manifold({"config", "check", file});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find(file + ":5:"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("'cluster.tls.ca': '" + dir.file("") + "' is a directory"),
+            std::string::npos)
+    << r.output;
+
+  // `node run` refuses the same files before any peer connects, naming them.
+  file = dir.write("tls-run.yaml", "gateway: {listen: 127.0.0.1:0}\n" + config(ca));
+  r = manifold({"node", "run", "--config", file});
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("cluster.tls.certificate '" + cert + "': not a PEM certificate"),
+            std::string::npos)
+    << r.output;
+}
+
 TEST(cli, node_with_invalid_config_exits_nonzero_and_starts_nothing) {
   temp_dir dir;
   auto file = dir.write("bad.yaml", "gateway: {listen: 127.0.0.1:0}\nconnectors: 3\n");

@@ -587,6 +587,9 @@ public:
   const std::string& ca() const { return ca_; }
   const std::string& other_ca() const { return other_ca_; }
   std::string file(const std::string& name) const { return dir_.file(name); }
+  std::string write(const std::string& name, const std::string& text) {
+    return dir_.write(name, text);
+  }
 
 private:
   void run(const std::vector<std::string>& argv) {
@@ -645,8 +648,72 @@ TEST(cluster_node, unreadable_tls_files_stop_the_start_with_their_name) {
   o.tls.key = pki.file("missing.key");
   test_node a{o};
   ASSERT_FALSE(a.started);
-  EXPECT_NE(message_of(a.started.error()).find("cluster.tls.key file '" + o.tls.key + "'"),
-            std::string::npos);
+  EXPECT_NE(message_of(a.started.error()).find("cluster.tls.key '" + o.tls.key + "': No such file"),
+            std::string::npos)
+    << message_of(a.started.error());
+}
+
+/// Starts a TLS node with `tls` and returns why it did not start (empty if it did).
+std::string start_error(const cluster_tls_config& tls) {
+  auto o = opts("a");
+  o.tls = tls;
+  test_node n{o};
+  return n.started ? std::string{} : message_of(n.started.error());
+}
+
+// CAF loads these files only when the first peer connects, and throws from its I/O thread when
+// OpenSSL refuses them, which ends the process: the node must refuse to start instead.
+TEST(cluster_node, tls_files_openssl_refuses_stop_the_start_with_their_name_and_problem) {
+  test_pki pki;
+  auto good = pki.node_cert("a", pki.ca(), pki.ca());
+  auto other = pki.node_cert("b", pki.ca(), pki.ca());
+  ASSERT_EQ(start_error(good), "");
+
+  auto t = good;
+  t.certificate = pki.write("not-pem.pem", "this is not a certificate\n");
+  auto why = start_error(t);
+  EXPECT_NE(why.find("cluster.tls.certificate '" + t.certificate + "': not a PEM certificate"),
+            std::string::npos)
+    << why;
+
+  t = good;
+  t.key = pki.write("empty.key", "");
+  why = start_error(t);
+  EXPECT_NE(why.find("cluster.tls.key '" + t.key + "': the file is empty"), std::string::npos)
+    << why;
+
+  t = good;
+  t.key = pki.write("garbage.key", "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n");
+  why = start_error(t);
+  EXPECT_NE(why.find("cluster.tls.key '" + t.key + "': not a PEM private key"), std::string::npos)
+    << why;
+
+  t = good;
+  t.ca = pki.file("");
+  why = start_error(t);
+  EXPECT_NE(why.find("cluster.tls.ca '" + t.ca + "': it is a directory"), std::string::npos)
+    << why;
+
+  t = good;
+  t.key = other.key;
+  why = start_error(t);
+  EXPECT_NE(why.find("cluster.tls.key '" + t.key + "': does not match the certificate '" +
+                     t.certificate + "'"),
+            std::string::npos)
+    << why;
+
+  t = good;
+  t.ca = good.key; // PEM, but no certificate in it.
+  why = start_error(t);
+  EXPECT_NE(why.find("cluster.tls.ca '" + t.ca + "': no PEM certificate in it"),
+            std::string::npos)
+    << why;
+
+  // Every problem at once, so that one run of the node (or of config check) names them all.
+  t.certificate = pki.write("not-pem.pem", "nope\n");
+  why = start_error(t);
+  EXPECT_NE(why.find("cluster.tls.certificate"), std::string::npos) << why;
+  EXPECT_NE(why.find("cluster.tls.ca"), std::string::npos) << why;
 }
 
 } // namespace
