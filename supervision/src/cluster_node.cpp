@@ -11,6 +11,7 @@
 #include <caf/io/publish.hpp>
 #include <caf/openssl/manager.hpp>
 #include <caf/openssl/publish.hpp>
+#include <caf/sec.hpp>
 #include <caf/send.hpp>
 #include <caf/stateful_actor.hpp>
 
@@ -32,6 +33,10 @@ using tick_atom = caf::atom_constant<caf::atom("tick")>;
 
 /// Seeds, down members and members heard of are dialled again every this many heartbeats.
 constexpr std::uint64_t redial_every = 4;
+
+/// Ends every refusal of a node whose id another node already has: that node is the one
+/// misconfigured, and it logs the refusal as an error rather than a warning.
+constexpr const char* duplicate_id = "(duplicate node id)";
 
 struct node_state {
   cluster_node_deps deps;
@@ -89,17 +94,43 @@ std::string mismatch(const node_state& st, std::uint32_t version, const std::str
            std::to_string(st.deps.protocol_version);
   if (cluster != st.cluster().name)
     return "cluster '" + cluster + "', expected '" + st.cluster().name + "'";
-  if (id == st.cfg().id) return "node id '" + id + "' is this node's own id (duplicate id)";
+  if (id == st.cfg().id)
+    return "node id '" + id + "' is this node's own id " + std::string{duplicate_id};
   if (digest != st.cluster().connectors_digest)
     return "connectors digest " + digest + ", expected " + st.cluster().connectors_digest +
            " (the nodes' connectors sections differ)";
   return {};
 }
 
+/// Why `peer`, saying it is node `id`, cannot be admitted although the handshake matched: a
+/// different node actor that is alive already is `id` (a second process started with the same
+/// `--node-id`). Empty when it can. A node that restarted under its id replaces its old entry
+/// once that one is down.
+std::string id_taken(node_state& st, const std::string& id, const caf::actor& peer) {
+  auto j = st.joined.find(id);
+  if (j == st.joined.end() || j->second == peer || !st.dir().is_alive(id)) return {};
+  auto m = st.dir().member(id);
+  auto where = m && !m->info.address.empty() ? " at " + m->info.address : std::string{};
+  return "node id '" + id + "' is already a member" + where + " " + duplicate_id;
+}
+
 void refuse(node_actor* self, const std::string& peer, const std::string& why) {
   auto& st = self->state;
   st.log.warn("peer refused", {{"node", st.cfg().id}, {"peer", peer}, {"reason", why}});
   st.dir().add_refusal(peer, why, steady::now());
+}
+
+/// A peer refused this node. When the reason is our id, this node is the misconfigured one.
+void refused_by(node_actor* self, const std::string& address, const std::string& why) {
+  auto& st = self->state;
+  auto text = "refused us: " + why;
+  if (why.find(duplicate_id) != std::string::npos)
+    st.log.error("this node's id is taken in the cluster; it will not join until the other "
+                 "node with this id leaves",
+                 {{"node", st.cfg().id}, {"peer", address}, {"reason", why}});
+  else
+    st.log.warn("peer refused", {{"node", st.cfg().id}, {"peer", address}, {"reason", text}});
+  st.dir().add_refusal(address, text, steady::now());
 }
 
 void record_dial(node_actor* self, const std::string& address, const std::string& error,
@@ -167,10 +198,18 @@ void join(node_actor* self, const caf::actor& peer, const std::string& address,
                                   "'");
           return;
         }
+        // Two nodes with one id that handshook at the same time: the first admitted stays.
+        if (auto why = id_taken(self->state, info.id, peer); !why.empty()) {
+          refuse(self, info.id, why);
+          dial_failed(self, address, "refused node '" + info.id + "': " + why);
+          return;
+        }
         admit(self, std::move(info), peer, address);
       },
       [=](caf::error& err) {
-        dial_failed(self, address, "join refused: " + describe(self->system(), err));
+        auto why = describe(self->system(), err);
+        if (code_of(err) == errc::conflict) refused_by(self, address, why);
+        dial_failed(self, address, "join refused: " + why);
       });
 }
 
@@ -182,6 +221,7 @@ void say_hello(node_actor* self, const caf::actor& peer, const std::string& addr
       [=](hello_atom, std::uint32_t version, std::string& cluster, std::string& id,
           std::string& digest) {
         auto why = mismatch(self->state, version, cluster, id, digest);
+        if (why.empty()) why = id_taken(self->state, id, peer);
         if (!why.empty()) {
           refuse(self, id, why);
           dial_failed(self, address, "refused node '" + id + "': " + why);
@@ -191,9 +231,33 @@ void say_hello(node_actor* self, const caf::actor& peer, const std::string& addr
       },
       [=](caf::error& err) {
         auto why = describe(self->system(), err);
-        if (code_of(err) == errc::conflict) refuse(self, address, "refused us: " + why);
+        if (code_of(err) == errc::conflict) refused_by(self, address, why);
         dial_failed(self, address, why);
       });
+}
+
+/// Why connecting to `address` failed, in terms of what to check. CAF's own words (a BASP
+/// message that is not one, a handshake cut short) point nowhere without knowing BASP; they
+/// follow in parentheses.
+std::string describe_dial_error(node_actor* self, const std::string& address,
+                                const caf::error& err) {
+  auto detail = describe(self->system(), err);
+  if (err.category() != caf::atom("system")) return detail;
+  auto tls = self->state.cluster().tls.enabled();
+  switch (static_cast<caf::sec>(err.code())) {
+    case caf::sec::disconnect_during_handshake:
+      // Without TLS the peer cut the BASP handshake: it does not speak it (or speaks TLS).
+      if (tls)
+        return "TLS handshake with " + address + " failed (is the certificate signed by the "
+               "cluster's CA? is TLS on at both ends?) (" + detail + ")";
+      [[fallthrough]];
+    case caf::sec::request_timeout:
+    case caf::sec::malformed_basp_message:
+      return "no Manifold cluster node answers at " + address + " (is it the cluster port of a "
+             "node, not its gateway or etcd?" + (tls ? "" : " is TLS off at both ends?") + ") (" +
+             detail + ")";
+    default: return detail;
+  }
 }
 
 /// Connects to the node published at `address` without blocking, then handshakes.
@@ -227,7 +291,9 @@ void dial(node_actor* self, const std::string& address) {
         }
         say_hello(self, peer, address);
       },
-      [=](caf::error& err) { dial_failed(self, address, describe(self->system(), err)); });
+      [=](caf::error& err) {
+        dial_failed(self, address, describe_dial_error(self, address, err));
+      });
 }
 
 void redial(node_actor* self) {
@@ -372,13 +438,14 @@ caf::behavior cluster_node(node_actor* self, cluster_node_deps deps) {
       -> caf::result<hello_atom, std::uint32_t, std::string, std::string, std::string> {
       auto& st = self->state;
       auto peer = caf::actor_cast<caf::actor>(self->current_sender());
+      if (!peer) return make_error(errc::bad_request, "hello without a sender");
       auto why = mismatch(st, version, cluster, id, digest);
+      if (why.empty()) why = id_taken(st, id, peer);
       if (!why.empty()) {
         refuse(self, id, why);
         return make_error(errc::conflict,
                           "node '" + st.cfg().id + "' refuses node '" + id + "': " + why);
       }
-      if (!peer) return make_error(errc::bad_request, "hello without a sender");
       st.accepted[peer.address()] = id;
       return {hello_atom::value, st.deps.protocol_version, st.cluster().name, st.cfg().id,
               st.cluster().connectors_digest};
@@ -389,6 +456,11 @@ caf::behavior cluster_node(node_actor* self, cluster_node_deps deps) {
       auto i = peer ? st.accepted.find(peer.address()) : st.accepted.end();
       if (i == st.accepted.end() || i->second != info.id)
         return make_error(errc::conflict, "node '" + info.id + "' joins without a handshake");
+      if (auto why = id_taken(st, info.id, peer); !why.empty()) {
+        refuse(self, info.id, why);
+        return make_error(errc::conflict,
+                          "node '" + st.cfg().id + "' refuses node '" + info.id + "': " + why);
+      }
       admit(self, std::move(info), peer, {});
       return st.self_info;
     },

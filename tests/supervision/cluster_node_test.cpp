@@ -540,8 +540,62 @@ TEST(cluster_node, a_peer_with_other_connectors_or_the_same_id_is_refused) {
   EXPECT_FALSE(x.directory->member("a"));
 
   test_node twin{opts("a", {a.address()})};
-  ASSERT_TRUE(test::wait_until([&] { return has_refusal(a, "a", "duplicate id"); }));
+  ASSERT_TRUE(test::wait_until([&] { return has_refusal(a, "a", "duplicate node id"); }));
   EXPECT_EQ(a.alive_count(), 1u);
+}
+
+TEST(cluster_node, a_second_process_with_a_members_id_is_refused_by_the_other_members) {
+  test_node a{opts("a")};
+  test_node b{opts("b", {a.address()})};
+  ASSERT_TRUE(test::wait_until([&] { return b.sees_alive("a") && a.sees_alive("b"); }));
+
+  // Started by mistake with a's id; it knows only b. b must not take it for a.
+  test_node twin{opts("a", {b.address()})};
+  ASSERT_TRUE(twin.started);
+  auto expected = "node id 'a' is already a member at " + a.address();
+  ASSERT_TRUE(test::wait_until([&] {
+    return has_refusal(b, "a", expected) && has_refusal(twin, b.address(), expected);
+  }));
+  EXPECT_TRUE(has_refusal(twin, b.address(), "refused us: node 'b' refuses node 'a': " + expected));
+  auto s = seed_of(twin, b.address());
+  ASSERT_TRUE(s);
+  EXPECT_FALSE(s->connected);
+  EXPECT_NE(s->last_error.find(expected), std::string::npos) << s->last_error;
+
+  // b still talks to the real a, and the twin is nobody's member.
+  auto m = b.directory->member("a");
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->info.address, a.address());
+  EXPECT_TRUE(b.sees_alive("a"));
+  EXPECT_EQ(b.directory->locate("a-pump").where, connector_location::kind::remote);
+  EXPECT_FALSE(twin.directory->member("b"));
+
+  // Once the real a is gone, the same id may join again (a node restarted elsewhere).
+  a.shutdown();
+  ASSERT_TRUE(test::wait_until([&] { return twin.sees_alive("b") && b.sees_alive("a"); }));
+  EXPECT_EQ(b.directory->member("a")->info.address, twin.address());
+}
+
+TEST(cluster_node, a_seed_that_is_no_cluster_port_is_named_as_such) {
+  // A real HTTP server stands for the gateway or etcd port someone put among the seeds.
+  test::temp_dir dir;
+  auto http_port = test::free_port();
+  test::child_process http{{"/usr/bin/python3", "-m", "http.server", "--bind", "127.0.0.1",
+                            std::to_string(http_port)},
+                           dir.file("http.log")};
+  ASSERT_TRUE(test::wait_until([&] { return test::port_open(http_port); })) << http.log();
+  auto seed = "127.0.0.1:" + std::to_string(http_port);
+  test_node a{opts("a", {seed})};
+  ASSERT_TRUE(test::wait_until([&] {
+    auto s = seed_of(a, seed);
+    return s && !s->last_error.empty();
+  }, 10s));
+  auto error = seed_of(a, seed)->last_error;
+  EXPECT_EQ(error.find("no Manifold cluster node answers at " + seed +
+                       " (is it the cluster port of a node, not its gateway or etcd?"),
+            0u)
+    << error;
+  EXPECT_NE(error.find("(system_error("), std::string::npos) << error; // CAF's word stays.
 }
 
 TEST(cluster_node, start_fails_with_a_clear_error_when_the_port_is_taken) {
@@ -626,6 +680,11 @@ TEST(cluster_node, with_tls_only_nodes_whose_certificate_the_ca_signed_can_join)
   })) << (seed_of(x, a.address()) ? seed_of(x, a.address())->last_error : "no seed");
   EXPECT_FALSE(a.directory->member("x"));
   EXPECT_FALSE(x.directory->member("a"));
+  auto x_error = seed_of(x, a.address())->last_error;
+  EXPECT_EQ(x_error.find("TLS handshake with " + a.address() + " failed (is the certificate "
+                         "signed by the cluster's CA? is TLS on at both ends?)"),
+            0u)
+    << x_error;
 
   // A plain (non-TLS) node cannot join either.
   test_node plain{opts("p", {a.address()})};
@@ -634,6 +693,9 @@ TEST(cluster_node, with_tls_only_nodes_whose_certificate_the_ca_signed_can_join)
     return s && s->attempts >= 2 && !s->last_error.empty();
   }));
   EXPECT_FALSE(a.directory->member("p"));
+  auto p_error = seed_of(plain, a.address())->last_error;
+  EXPECT_EQ(p_error.find("no Manifold cluster node answers at " + a.address()), 0u) << p_error;
+  EXPECT_NE(p_error.find("is TLS off at both ends?"), std::string::npos) << p_error;
 
   // Failed handshakes did not disturb the established link (OpenSSL's per-thread error queue
   // once made them drop every TLS connection of the node).
