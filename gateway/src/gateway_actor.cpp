@@ -794,7 +794,10 @@ void get_cluster(gateway_actor* self, const exchange_ptr& ex, const path_params&
         ex->document(200, doc);
       },
       [ex, doc](caf::error& err) mutable {
-        doc["ownership"] = {{"error", message_of(err)}};
+        // message_of speaks of connectors for a dead receiver; this receiver is the worker.
+        doc["ownership"] = {{"error", code_of(err) == errc::unavailable
+                                        ? "the ownership worker is not running"
+                                        : message_of(err)}};
         ex->document(200, doc);
       });
 }

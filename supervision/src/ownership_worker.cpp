@@ -40,11 +40,18 @@ struct worker_state {
   std::set<std::string> stopping;
   std::chrono::milliseconds tick{500};
   bool stopped = false;
+  /// What the last round threw (empty after a round that did not), shown as the view's
+  /// `last_error`; and when it was last logged, since it repeats every tick.
+  std::string failure;
+  std::optional<steady::time_point> failure_logged;
   log::logger log{"cluster"};
   static inline const char* name = "ownership_worker";
 };
 
 using worker_actor = caf::stateful_actor<worker_state>;
+
+/// A repeated failure is logged again at most this often.
+constexpr std::chrono::seconds failure_log_interval{10};
 
 json view_json(const ownership_view& v) {
   json members = json::array();
@@ -104,9 +111,39 @@ void publish(worker_actor* self) {
   }
 }
 
-void step(worker_actor* self) {
+/// Runs `f` (which returns a caf::error), turning an exception into an error: no exception may
+/// leave a message handler, or the worker is gone for good while the node keeps running. The
+/// store's HTTP client throws std::system_error when, for one, the process has no file
+/// descriptor left for a socket.
+template <class F>
+caf::error guarded(const char* during, F f) {
+  try {
+    return f();
+  } catch (const std::exception& e) {
+    return make_error(errc::unavailable, std::string{during} + " failed: " + e.what());
+  }
+}
+
+/// A round that threw counts as a failed store call: the fence is not moved, so connectors stop
+/// driving when it runs out, and the next tick tries again.
+void round_failed(worker_actor* self, const std::string& what) {
   auto& st = self->state;
-  if (st.stopped) return;
+  auto now = steady::now();
+  auto due = !st.failure_logged || now - *st.failure_logged >= failure_log_interval;
+  if (what != st.failure || due) {
+    st.log.error("ownership round failed; retrying every tick, connectors stop at the fence",
+                 {{"node", st.deps.config->id}, {"error", what}});
+    st.failure_logged = now;
+  }
+  st.failure = what;
+  if (st.deps.metrics) {
+    std::chrono::duration<double> left = st.deps.fence->until() - now;
+    st.deps.metrics->set_ownership(false, std::max(0.0, left.count()));
+  }
+}
+
+void step_unguarded(worker_actor* self) {
+  auto& st = self->state;
   auto now = steady::now();
   auto acts = st.agent->step(now, st.running);
   // Extended before any start below, narrowed for good when the lease is lost.
@@ -124,6 +161,22 @@ void step(worker_actor* self) {
   }
   for (auto& name : acts.start) place(self, name, true, {});
   publish(self);
+}
+
+void step(worker_actor* self) {
+  auto& st = self->state;
+  if (st.stopped) return;
+  auto err = guarded("ownership step", [self] {
+    step_unguarded(self);
+    return caf::error{};
+  });
+  if (err) {
+    round_failed(self, message_of(err));
+  } else if (!st.failure.empty()) {
+    st.log.info("ownership rounds work again", {{"node", st.deps.config->id}});
+    st.failure.clear();
+    st.failure_logged.reset();
+  }
 }
 
 caf::behavior ownership_worker(worker_actor* self, ownership_worker_deps deps) {
@@ -149,15 +202,27 @@ caf::behavior ownership_worker(worker_actor* self, ownership_worker_deps deps) {
       if (!self->state.stopped) self->delayed_send(self, self->state.tick, tick_atom::value);
     },
     [=](drain_atom, std::string& node, bool on) -> caf::result<std::string> {
-      if (auto err = self->state.agent->drain(node, on)) return err;
+      if (auto err = guarded("drain", [&] { return self->state.agent->drain(node, on); }))
+        return err;
       return on ? "node '" + node + "' drains: its movable connectors move to other nodes"
                 : "node '" + node + "' takes movable connectors again";
     },
     [=](move_atom, std::string& connector, std::string& node) -> caf::result<std::string> {
-      if (auto err = self->state.agent->move(connector, node)) return err;
+      if (auto err =
+            guarded("move", [&] { return self->state.agent->move(connector, node); }))
+        return err;
       return "connector '" + connector + "' moves to node '" + node + "'";
     },
-    [=](cluster_atom) -> std::string { return view_json(self->state.agent->view()).dump(); },
+    [=](cluster_atom) -> std::string {
+      auto& st = self->state;
+      auto view = view_json(st.agent->view());
+      // The agent's own last error may be older than what the last round threw.
+      if (!st.failure.empty()) {
+        view["last_error"] = st.failure;
+        view["lease_healthy"] = false;
+      }
+      return view.dump();
+    },
     [=](stop_atom) -> caf::result<bool> {
       auto& st = self->state;
       st.stopped = true;
@@ -166,7 +231,7 @@ caf::behavior ownership_worker(worker_actor* self, ownership_worker_deps deps) {
       auto pending = std::make_shared<std::size_t>(st.running.size());
       auto finish = [self, rp]() mutable {
         auto& st = self->state;
-        if (auto err = st.agent->resign(st.running))
+        if (auto err = guarded("resign", [&] { return st.agent->resign(st.running); }))
           st.log.warn("could not hand over at shutdown; other nodes wait for the lease to expire",
                       {{"error", message_of(err)}});
         rp.deliver(true);

@@ -745,7 +745,8 @@ TEST(cluster_node, tls_files_openssl_refuses_stop_the_start_with_their_name_and_
     << why;
 
   t = good;
-  t.key = pki.write("garbage.key", "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n");
+  t.key =
+    pki.write("garbage.key", "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n");
   why = start_error(t);
   EXPECT_NE(why.find("cluster.tls.key '" + t.key + "': not a PEM private key"), std::string::npos)
     << why;
