@@ -85,6 +85,12 @@ struct server_core {
   // while the members above still exist.
   net::io_context ioc{1};
   tcp::acceptor acceptor{ioc};
+  /// A failed accept (no file descriptor left, say) fails again at once: wait this long, doubled
+  /// per failure up to `max_accept_backoff`, before the next try. Zero while accepts succeed.
+  std::chrono::milliseconds accept_backoff{0};
+  net::steady_timer accept_retry{ioc};
+  std::uint64_t accept_failures = 0; ///< Since the last successful accept.
+  std::optional<std::chrono::steady_clock::time_point> accept_failure_logged;
 
   void count(const std::string& route, int status) {
     if (metrics) metrics->http_requests(route, status).Increment();
@@ -561,14 +567,51 @@ private:
   http::response<http::string_body> res_;
 };
 
+constexpr std::chrono::milliseconds first_accept_backoff{100};
+constexpr std::chrono::milliseconds max_accept_backoff{1000};
+/// While accepts keep failing, one line says so at most this often.
+constexpr std::chrono::seconds accept_failure_log_interval{10};
+
+void accept_next(const std::shared_ptr<server_core>& core);
+
+/// Logs a failed accept (rate-limited: it repeats for as long as its cause lasts) and accepts
+/// again after the backoff, so that a full descriptor table does not spin the I/O thread.
+void accept_failed(const std::shared_ptr<server_core>& core, const beast::error_code& ec) {
+  auto now = std::chrono::steady_clock::now();
+  ++core->accept_failures;
+  core->accept_backoff = core->accept_backoff.count() == 0
+                           ? first_accept_backoff
+                           : std::min(core->accept_backoff * 2, max_accept_backoff);
+  auto& logged = core->accept_failure_logged;
+  if (!logged || now - *logged >= accept_failure_log_interval) {
+    logger().warn("accept failed; retrying with backoff",
+                  {{"error", ec.message()},
+                   {"failures", std::to_string(core->accept_failures)},
+                   {"retry_in_ms", std::to_string(core->accept_backoff.count())}});
+    logged = now;
+  }
+  core->accept_retry.expires_after(core->accept_backoff);
+  core->accept_retry.async_wait([weak = std::weak_ptr<server_core>{core}](beast::error_code ec) {
+    auto core = weak.lock();
+    if (ec || !core || !core->acceptor.is_open()) return;
+    accept_next(core);
+  });
+}
+
 void accept_next(const std::shared_ptr<server_core>& core) {
   core->acceptor.async_accept(
     [weak = std::weak_ptr<server_core>{core}](beast::error_code ec, tcp::socket socket) {
       auto core = weak.lock();
       if (!core || !core->acceptor.is_open()) return;
-      if (ec) {
-        logger().warn("accept failed", {{"error", ec.message()}});
-      } else if (core->connections >= core->cfg.max_connections) {
+      if (ec) return accept_failed(core, ec);
+      if (core->accept_failures > 0) {
+        logger().info("accepting connections again",
+                      {{"failed_accepts", std::to_string(core->accept_failures)}});
+        core->accept_failures = 0;
+        core->accept_backoff = {};
+        core->accept_failure_logged.reset();
+      }
+      if (core->connections >= core->cfg.max_connections) {
         core->count("overloaded", 503);
         std::make_shared<rejected_connection>(std::move(socket))->run();
       } else {
@@ -663,6 +706,7 @@ void http_server::stop() {
   net::post(core->ioc, [core] {
     beast::error_code ec;
     core->acceptor.close(ec);
+    core->accept_retry.cancel();
     for (auto& w : core->sessions)
       if (auto s = w.lock()) s->close();
     core->sessions.clear();

@@ -3,7 +3,15 @@
 
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <csignal>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -262,6 +270,69 @@ TEST(cli, a_node_whose_gateway_port_is_taken_starts_no_connector) {
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_NE(r.output.find("error: gateway:"), std::string::npos) << r.output;
   EXPECT_EQ(r.output.find("connector started"), std::string::npos) << r.output;
+}
+
+std::size_t open_descriptors(pid_t pid) {
+  std::size_t n = 0;
+  auto dir = opendir(("/proc/" + std::to_string(pid) + "/fd").c_str());
+  if (!dir) return 0;
+  while (auto e = readdir(dir)) n += e->d_name[0] != '.';
+  closedir(dir);
+  return n;
+}
+
+std::size_t count_lines_with(const std::string& text, const std::string& what) {
+  std::size_t n = 0;
+  for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
+TEST(cli, a_node_out_of_file_descriptors_backs_off_accepting_and_serves_again) {
+  running_node node;
+  auto pid = node.proc->pid();
+  auto used = open_descriptors(pid);
+  ASSERT_GT(used, 0u);
+  // Two more descriptors: two connections are accepted, every further accept fails (EMFILE).
+  rlimit limit{used + 2, used + 2};
+  ASSERT_EQ(prlimit(pid, RLIMIT_NOFILE, &limit, nullptr), 0) << std::strerror(errno);
+
+  std::vector<int> clients;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(node.port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  for (int i = 0; i < 8; ++i) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_GE(fd, 0);
+    // The kernel completes these from the listen backlog whether or not the node accepts.
+    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    clients.push_back(fd);
+  }
+  ASSERT_TRUE(wait_until([&] {
+    return node.proc->log().find("accept failed") != std::string::npos;
+  })) << node.proc->log();
+
+  // Observation window, not a wait for an event: a loop that retries at once writes thousands
+  // of lines in this time; with the backoff it tries at most 5 times (100 + 200 + 400 ms ...).
+  auto failing_since = std::chrono::steady_clock::now();
+  std::this_thread::sleep_for(1s);
+  for (int fd : clients) close(fd);
+  std::chrono::duration<double> failing = std::chrono::steady_clock::now() - failing_since;
+
+  // The descriptors are back once the node closed its ends: it serves again.
+  ASSERT_TRUE(wait_until([&] { return http_get(node.port, "/healthz").status == 200; }, 10s))
+    << node.proc->log().substr(0, 4000);
+  ASSERT_TRUE(wait_until([&] {
+    return node.proc->log().find("accepting connections again") != std::string::npos;
+  }));
+  auto log = node.proc->log();
+  EXPECT_LE(count_lines_with(log, "accept failed"), 2u) << log.substr(0, 4000);
+  auto at = log.find("failed_accepts=");
+  ASSERT_NE(at, std::string::npos) << log.substr(0, 4000);
+  auto failures = std::stoul(log.substr(at + std::string{"failed_accepts="}.size()));
+  // One try right away, then one per backoff step (at least 100 ms each) while it failed.
+  EXPECT_LE(failures, 2 + static_cast<std::size_t>(failing.count() / 0.1)) << log;
+  EXPECT_GE(failures, 1u);
 }
 
 TEST(cli, cluster_commands_explain_themselves_and_check_their_arguments) {
