@@ -255,10 +255,12 @@ TEST_F(supervision_test, a_hung_connector_is_detected_and_restarted) {
 }
 
 TEST(supervision_kinds, a_temporary_connector_is_not_restarted_after_a_crash) {
-  caf::actor_system_config sys_cfg;
-  caf::actor_system sys{sys_cfg};
+  // Declared before the actor system, whose destructor waits for every actor: the supervisor
+  // borrows its connector type until it has ended.
   connectors::connector_registry registry;
   registry.add(std::make_unique<crashy_type>("crashy"));
+  caf::actor_system_config sys_cfg;
+  caf::actor_system sys{sys_cfg};
   auto loaded = config::load_string("connectors:\n  - name: once\n    type: crashy\n"
                                     "    restart: {kind: temporary}\n    devices: [{name: f1}]\n",
                                     "t.yaml", registry.schemas(), registry.names());
@@ -283,9 +285,11 @@ TEST(supervision_kinds, a_temporary_connector_is_not_restarted_after_a_crash) {
 }
 
 TEST(supervision_bounds, calls_beyond_max_pending_actions_are_rejected_at_once) {
+  // Declared before the actor system, whose destructor waits for every actor: the supervisor
+  // borrows its connector type until it has ended.
+  auto registry = connectors::connector_registry::builtin();
   caf::actor_system_config sys_cfg;
   caf::actor_system sys{sys_cfg};
-  auto registry = connectors::connector_registry::builtin();
   auto loaded = config::load_string("connectors:\n  - name: s\n    type: sim\n"
                                     "    queue: {max_pending_actions: 2}\n"
                                     "    devices: [{name: sw, model: switch}]\n",
@@ -321,10 +325,13 @@ TEST(supervision_bounds, calls_beyond_max_pending_actions_are_rejected_at_once) 
 }
 
 TEST(supervision_isolation, a_crash_looping_neighbour_leaves_the_healthy_rate_within_10_percent) {
-  caf::actor_system_config sys_cfg;
-  caf::actor_system sys{sys_cfg};
+  // The registry outlives the actor system: ~actor_system waits for every actor, and a
+  // supervisor may still run a queued respawn (a call into its connector type) after the exit
+  // sent at the end of the test, since that exit queues behind it.
   auto registry = connectors::connector_registry::builtin();
   registry.add(std::make_unique<crashy_type>("crashy"));
+  caf::actor_system_config sys_cfg;
+  caf::actor_system sys{sys_cfg};
   auto loaded = config::load_string(
     "connectors:\n"
     "  - {name: healthy, type: sim, poll_interval: 10ms, devices: [{name: c1, model: counter}]}\n"

@@ -26,6 +26,10 @@ namespace manifold::supervision {
 ///
 /// When the group gives up (`failed`), it tells `parent` with `(escalate_atom, name, error)`;
 /// the parent's strategy decides what happens next (see node_supervisor.hpp).
+///
+/// `type` is borrowed, not owned: the supervisor calls it for every (re)start, including a
+/// respawn already queued when an exit is sent to it. Keep it (the registry) alive until the
+/// actor has ended, e.g. by destroying the actor system, which waits for every actor, first.
 caf::actor spawn_connector_supervisor(caf::actor_system& sys, connectors::connector_type& type,
                                       connectors::connector_context ctx,
                                       caf::actor parent = caf::actor{},
