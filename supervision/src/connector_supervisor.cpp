@@ -38,6 +38,9 @@ struct supervisor_state {
   connectors::connector_context ctx;
   caf::actor parent; ///< Told when the group gives up; may be null.
   caf::actor child;
+  /// Children ended on purpose (stop, restart, unplace, hung): an exit of theirs that was
+  /// already queued when we unlinked them is no news. The last few are enough.
+  std::deque<caf::actor_addr> dropped;
   std::uint64_t generation = 0; ///< Bumped for every child started.
   connector_state state = connector_state::starting;
   std::uint64_t restarts = 0;
@@ -128,6 +131,8 @@ void drop_child(supervisor_actor* self, const caf::error& reason) {
   if (!st.child) return;
   self->unlink_from(st.child);
   self->send_exit(st.child, reason);
+  st.dropped.push_back(st.child.address());
+  if (st.dropped.size() > 16) st.dropped.pop_front();
   st.child = nullptr;
 }
 
@@ -277,6 +282,8 @@ caf::behavior connector_supervisor(supervisor_actor* self, connectors::connector
   set_state(self, connector_state::starting);
   self->set_exit_handler([=](caf::exit_msg& msg) {
     auto& st = self->state;
+    if (std::find(st.dropped.begin(), st.dropped.end(), msg.source) != st.dropped.end())
+      return; // A child we already let go died before it heard that it was unlinked.
     if (!st.child || msg.source != st.child.address()) {
       // Not from our child: our parent (or the system) ends us, and the group with us.
       self->quit(msg.reason);
