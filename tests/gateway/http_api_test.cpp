@@ -33,6 +33,7 @@
 #include "manifold/gateway/gateway.hpp"
 #include "manifold/supervision/connector_supervisor.hpp"
 #include "support/http.hpp"
+#include "support/websocket.hpp"
 #include "support/processes.hpp"
 
 namespace {
@@ -657,44 +658,7 @@ TEST_F(http_api, stop_is_idempotent_and_closes_the_port) {
 
 // -- WebSocket stream -----------------------------------------------------------------------------
 
-/// A WebSocket client on its own io_context; every read is bounded by a deadline.
-class ws_client {
-public:
-  ws_client(std::uint16_t port, const std::string& target) : ws_(ioc_) {
-    beast::get_lowest_layer(ws_).connect({net::ip::make_address("127.0.0.1"), port});
-    ws_.handshake("127.0.0.1", target);
-  }
-
-  /// The next text message, or nullopt if none arrived within `timeout`.
-  std::optional<json> next(std::chrono::milliseconds timeout = 5s) {
-    std::optional<json> out;
-    bool done = false;
-    buffer_.consume(buffer_.size());
-    ws_.async_read(buffer_, [&](beast::error_code ec, std::size_t) {
-      done = true;
-      if (!ec) out = json::parse(beast::buffers_to_string(buffer_.data()), nullptr, false);
-    });
-    ioc_.restart();
-    ioc_.run_for(timeout);
-    if (!done) {
-      beast::error_code ec;
-      beast::get_lowest_layer(ws_).close(ec);
-      ioc_.restart();
-      ioc_.run_for(1s);
-    }
-    return out;
-  }
-
-  void close() {
-    beast::error_code ec;
-    ws_.close(websocket::close_code::normal, ec);
-  }
-
-private:
-  net::io_context ioc_;
-  websocket::stream<tcp::socket> ws_;
-  beast::flat_buffer buffer_;
-};
+using manifold::test::ws_client;
 
 double gauge_value(const std::string& text, const std::string& name) {
   auto pos = text.find("\n" + name + " ");

@@ -11,14 +11,11 @@
 #include <set>
 #include <sstream>
 
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/websocket.hpp>
-
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "integration/cluster_fixture.hpp"
+#include "support/websocket.hpp"
 
 namespace {
 
@@ -178,42 +175,7 @@ TEST_F(three_node_cluster, a_paused_owner_never_polls_again_after_the_takeover_a
 
 // -- unified API ----------------------------------------------------------------------------------
 
-namespace beast = boost::beast;
-namespace net = boost::asio;
-
-/// A WebSocket client; every read is bounded by a deadline.
-class ws_client {
-public:
-  ws_client(std::uint16_t port, const std::string& target) : ws_(ioc_) {
-    beast::get_lowest_layer(ws_).connect({net::ip::make_address("127.0.0.1"), port});
-    ws_.handshake("127.0.0.1", target);
-  }
-
-  /// The next message, or nullopt if none arrived within `timeout`.
-  std::optional<json> next(std::chrono::milliseconds timeout) {
-    std::optional<json> out;
-    bool done = false;
-    buffer_.consume(buffer_.size());
-    ws_.async_read(buffer_, [&](beast::error_code ec, std::size_t) {
-      done = true;
-      if (!ec) out = json::parse(beast::buffers_to_string(buffer_.data()), nullptr, false);
-    });
-    ioc_.restart();
-    ioc_.run_for(timeout);
-    if (!done) {
-      beast::error_code ec;
-      beast::get_lowest_layer(ws_).close(ec);
-      ioc_.restart();
-      ioc_.run_for(1s);
-    }
-    return out;
-  }
-
-private:
-  net::io_context ioc_;
-  beast::websocket::stream<net::ip::tcp::socket> ws_;
-  beast::flat_buffer buffer_;
-};
+using manifold::test::ws_client;
 
 TEST_F(three_node_cluster, every_gateway_lists_every_device_with_its_node_and_streams_it) {
   auto owner = modbus_owner();
