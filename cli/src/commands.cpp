@@ -189,8 +189,8 @@ int connector_command(const client_options& opts, const std::string& op,
 
 int connector_move(const client_options& opts, const std::string& name, const std::string& to) {
   if (!config::valid_name(to)) {
-    std::cerr << "error: --to expects a node id (letters, digits, '-', '_', '.'), got '" << to
-              << "'\n";
+    std::cerr << "error: --to expects a node id (1 to 64 letters, digits, '-', '_', '.'), got '"
+              << (to.size() > 64 ? to.substr(0, 64) + "…" : to) << "'\n";
     return exit_usage;
   }
   json body;

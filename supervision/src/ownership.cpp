@@ -230,7 +230,8 @@ placement_input ownership_agent::placement_of(const snapshot& s) const {
   placement_input in;
   in.connectors = connectors_;
   for (auto& [id, m] : s.members)
-    if (m.digest == self_.digest) // Only nodes that know the connectors as this one does.
+    // Only nodes that know the connectors as this one does, and that the mesh can reach.
+    if (m.digest == self_.digest && (!reachable_ || reachable_->count(id) > 0))
       in.members.push_back(placement_member{id, m.labels, s.draining.count(id) > 0});
   in.current = s.assign;
   in.moves = s.moves;
@@ -392,6 +393,7 @@ ownership_agent::actions ownership_agent::step(clock::time_point now,
 
   // Stays out of the cluster's decisions: stops what it runs, takes nothing, says why.
   auto stay_out = [&](const std::string& why) {
+    out_reason_ = why;
     fence();
     publish_view(snapshot{}, true);
     std::lock_guard<std::mutex> view_guard{view_mutex_};
@@ -428,6 +430,7 @@ ownership_agent::actions ownership_agent::step(clock::time_point now,
     return stay_out("this node's connectors section (digest " + self_.digest + ") differs from "
                     "the cluster's, set by node '" + first->first + "' (digest " +
                     s.members[first->first].digest + "); it takes no connector until they match");
+  out_reason_.clear();
   bool draining = s.draining.count(self_.id) > 0;
   if (draining != registered_draining_ || s.members.count(self_.id) == 0) {
     auto me = self_;
@@ -469,8 +472,16 @@ ownership_agent::actions ownership_agent::step(clock::time_point now,
 
 // -- admin ------------------------------------------------------------------------------------
 
+void ownership_agent::set_reachable(std::set<std::string> members) {
+  std::lock_guard<std::mutex> guard{step_mutex_};
+  reachable_ = std::move(members);
+}
+
 caf::error ownership_agent::drain(const std::string& node, bool on) {
   std::lock_guard<std::mutex> guard{step_mutex_};
+  if (!out_reason_.empty())
+    return make_error(errc::conflict, "this node takes no part in ownership (" + out_reason_ +
+                                          "); ask another node");
   if (!on) return store_.remove(key("drain", node));
   auto entries = store_.range(settings_.prefix + "members/");
   if (!entries) return entries.error();
@@ -489,6 +500,12 @@ caf::error ownership_agent::move(const std::string& connector, const std::string
     return make_error(errc::not_found, "cannot move connector '" + connector +
                                            "': no connector of that name is configured");
   std::lock_guard<std::mutex> guard{step_mutex_};
+  if (!out_reason_.empty())
+    return make_error(errc::conflict, "this node takes no part in ownership (" + out_reason_ +
+                                          "); ask another node");
+  if (reachable_ && reachable_->count(node) == 0)
+    return make_error(errc::conflict, "cannot move: node '" + node + "' is not an alive member "
+                                      "of this node's cluster (not joined, refused or down)");
   snapshot s;
   if (!c->placement.node.empty())
     return make_error(errc::conflict, "cannot move: " + move_refusal(*c, node, {}));

@@ -145,6 +145,10 @@ void round_failed(worker_actor* self, const std::string& what) {
 void step_unguarded(worker_actor* self) {
   auto& st = self->state;
   auto now = steady::now();
+  std::set<std::string> reachable;
+  for (auto& m : st.deps.directory->members())
+    if (m.health == member_health::alive) reachable.insert(m.info.id);
+  st.agent->set_reachable(std::move(reachable));
   auto acts = st.agent->step(now, st.running);
   // Extended before any start below, narrowed for good when the lease is lost.
   st.deps.fence->extend_until(st.agent->valid_until());

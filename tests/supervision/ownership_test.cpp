@@ -485,4 +485,43 @@ TEST(ownership_agent, a_node_with_another_connectors_section_takes_no_connector)
   EXPECT_TRUE(c.running["b"].empty());
 }
 
+TEST(ownership_agent, the_leader_places_only_on_nodes_its_cluster_links_reach) {
+  cluster c;
+  c.connectors = {selector("x", {})};
+  c.add("a");
+  c.add("b"); // registered in the store, but the mesh refused it (e.g. a wrong certificate)
+  c.agent("a").set_reachable({"a"});
+  c.agent("b").set_reachable({"b"});
+  for (int i = 0; i < 5; ++i, c.now += 300ms) {
+    c.step("a");
+    c.step("b");
+  }
+  ASSERT_EQ(c.running["a"], std::set<std::string>{"x"});
+  auto refused = c.agent("a").move("x", "b");
+  EXPECT_EQ(code_of(refused), errc::conflict);
+  EXPECT_NE(message_of(refused).find("is not an alive member"), std::string::npos)
+    << message_of(refused);
+
+  // a dies: b now leads in a cluster of its own, where it reaches itself, and takes x.
+  for (int i = 0; i < 40; ++i, c.now += 300ms) c.step("b");
+  EXPECT_EQ(c.running["b"], std::set<std::string>{"x"});
+}
+
+TEST(ownership_agent, a_node_out_of_ownership_refuses_drains_and_moves) {
+  cluster c;
+  c.connectors = {selector("x", {})};
+  c.add("a");
+  for (int i = 0; i < 3; ++i, c.now += 300ms) c.step("a");
+  c.add("b", {}, "d2");
+  for (int i = 0; i < 3; ++i, c.now += 300ms) {
+    c.step("a");
+    c.step("b");
+  }
+  auto drain = c.agent("b").drain("a", true);
+  EXPECT_EQ(code_of(drain), errc::conflict);
+  EXPECT_NE(message_of(drain).find("takes no part in ownership"), std::string::npos);
+  EXPECT_EQ(code_of(c.agent("b").move("x", "b")), errc::conflict);
+  EXPECT_TRUE(c.agent("a").view().draining.empty());
+}
+
 } // namespace

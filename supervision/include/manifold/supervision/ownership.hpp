@@ -3,6 +3,7 @@
 #include <chrono>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -150,6 +151,13 @@ public:
 
   const cluster_member_info& self() const { return self_; }
 
+  /// The members this node can reach over the cluster's own links (the runtime passes the
+  /// alive members of its membership view before each step). A leader places connectors only
+  /// on those, and a move only goes to one: a node registered in the store that the mesh
+  /// refused (wrong TLS certificate, say) could never be called by any gateway. Never set (the
+  /// testkit): every member counts as reachable.
+  void set_reachable(std::set<std::string> members);
+
 private:
   struct snapshot; // What one range over the prefix returned, parsed.
 
@@ -171,6 +179,8 @@ private:
   ownership_settings settings_;
 
   std::mutex step_mutex_; // One store conversation at a time.
+  std::optional<std::set<std::string>> reachable_;
+  std::string out_reason_; // Why this node takes no part in ownership now; empty when it does.
   lease_id lease_ = 0;
   clock::time_point started_{};
   bool started_known_ = false;
