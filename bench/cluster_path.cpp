@@ -135,7 +135,6 @@ struct producer_handle {
 /// numbered readings) and the action `echo` (answers at once).
 class bench_schema : public config::connector_schema {
 public:
-  void parse_connector(config::map_reader&, connector_config&) override {}
   void parse_device(config::map_reader&, const connector_config&, device_config& d) override {
     for (auto name : {"value", "seq"}) {
       point_config p;
@@ -148,11 +147,6 @@ public:
     a.result = value_type::int64;
     d.actions.push_back(a);
   }
-  void parse_point(config::map_reader&, const connector_config&, const device_config&,
-                   point_config&) override {}
-  void parse_action(config::map_reader&, const connector_config&, const device_config&,
-                    action_config&) override {}
-  void check(const connector_config&, config::diagnostics&) override {}
 };
 
 point_reading numbered(const connectors::connector_context& ctx, const std::string& point,

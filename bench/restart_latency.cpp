@@ -120,16 +120,8 @@ std::vector<std::int64_t> spawn_first_message(caf::actor_system& sys, std::size_
 std::atomic<std::int64_t> instances{0};  ///< Bumped by every spawn of the connector.
 std::atomic<std::int64_t> crashed_at{0}; ///< When the handler threw.
 
-class crashy_schema : public config::connector_schema {
-public:
-  void parse_connector(config::map_reader&, connector_config&) override {}
-  void parse_device(config::map_reader&, const connector_config&, device_config&) override {}
-  void parse_point(config::map_reader&, const connector_config&, const device_config&,
-                   point_config&) override {}
-  void parse_action(config::map_reader&, const connector_config&, const device_config&,
-                    action_config&) override {}
-  void check(const connector_config&, config::diagnostics&) override {}
-};
+/// No keys of its own.
+class crashy_schema : public config::connector_schema {};
 
 struct crashy_state {
   connectors::connector_context ctx;

@@ -16,12 +16,6 @@ public:
   void parse_connector(config::map_reader& r, connector_config& c) override {
     if (auto s = r.get_secret("password")) c.settings = *s;
   }
-  void parse_device(config::map_reader&, const connector_config&, device_config&) override {}
-  void parse_point(config::map_reader&, const connector_config&, const device_config&,
-                   point_config&) override {}
-  void parse_action(config::map_reader&, const connector_config&, const device_config&,
-                    action_config&) override {}
-  void check(const connector_config&, config::diagnostics&) override {}
 };
 
 config::load_result load(const std::string& text, config::load_options options = {}) {

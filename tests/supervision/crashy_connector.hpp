@@ -18,7 +18,6 @@ using namespace std::chrono_literals;
 
 class crashy_schema : public config::connector_schema {
 public:
-  void parse_connector(config::map_reader&, connector_config&) override {}
   void parse_device(config::map_reader&, const connector_config&, device_config& d) override {
     point_config p;
     p.name = "ticks";
@@ -30,11 +29,6 @@ public:
       d.actions.push_back(a);
     }
   }
-  void parse_point(config::map_reader&, const connector_config&, const device_config&,
-                   point_config&) override {}
-  void parse_action(config::map_reader&, const connector_config&, const device_config&,
-                    action_config&) override {}
-  void check(const connector_config&, config::diagnostics&) override {}
 };
 
 /// Released by the test at the end, so a "hung" connector's thread returns to the scheduler.

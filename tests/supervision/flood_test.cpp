@@ -34,7 +34,6 @@ constexpr std::size_t payload_bytes = 300;
 
 class flood_schema : public config::connector_schema {
 public:
-  void parse_connector(config::map_reader&, connector_config&) override {}
   void parse_device(config::map_reader&, const connector_config&, device_config& d) override {
     point_config p;
     p.name = "blob";
@@ -45,11 +44,6 @@ public:
     a.result = value_type::int64;
     d.actions.push_back(a);
   }
-  void parse_point(config::map_reader&, const connector_config&, const device_config&,
-                   point_config&) override {}
-  void parse_action(config::map_reader&, const connector_config&, const device_config&,
-                    action_config&) override {}
-  void check(const connector_config&, config::diagnostics&) override {}
 };
 
 /// Set by the test: the flood starts only once the baseline memory is measured, and stops when

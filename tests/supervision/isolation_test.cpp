@@ -38,11 +38,6 @@ public:
       d.actions.push_back(a);
     }
   }
-  void parse_point(config::map_reader&, const connector_config&, const device_config&,
-                   point_config&) override {}
-  void parse_action(config::map_reader&, const connector_config&, const device_config&,
-                    action_config&) override {}
-  void check(const connector_config&, config::diagnostics&) override {}
 };
 
 struct spy_state {

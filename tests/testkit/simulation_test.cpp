@@ -180,15 +180,7 @@ public:
   }
 
 private:
-  struct : config::connector_schema {
-    void parse_connector(config::map_reader&, connector_config&) override {}
-    void parse_device(config::map_reader&, const connector_config&, device_config&) override {}
-    void parse_point(config::map_reader&, const connector_config&, const device_config&,
-                     point_config&) override {}
-    void parse_action(config::map_reader&, const connector_config&, const device_config&,
-                      action_config&) override {}
-    void check(const connector_config&, config::diagnostics&) override {}
-  } schema_;
+  config::connector_schema schema_; // No keys of its own.
   std::shared_ptr<int> spawns_;
 };
 

@@ -127,12 +127,6 @@ public:
     if (model) declare_model(d, s.model);
     d.settings = s;
   }
-
-  void parse_point(config::map_reader&, const connector_config&, const device_config&,
-                   point_config&) override {}
-  void parse_action(config::map_reader&, const connector_config&, const device_config&,
-                    action_config&) override {}
-  void check(const connector_config&, config::diagnostics&) override {}
 };
 
 // -- the connector actor ---------------------------------------------------------------------------

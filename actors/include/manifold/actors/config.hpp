@@ -108,18 +108,19 @@ bool valid_name(const std::string& name);
 
 /// The part of the config schema a connector type owns. The loader reads the keys every
 /// connector has (name, type, devices, points, actions, …) and hands the same reader to these
-/// hooks for the type's own keys; anything neither reads is an unknown key.
+/// hooks for the type's own keys; anything neither reads is an unknown key. A type overrides
+/// the hooks for the levels that have keys of its own; the others read nothing.
 class connector_schema {
 public:
   virtual ~connector_schema() = default;
-  virtual void parse_connector(map_reader& r, connector_config& c) = 0;
-  virtual void parse_device(map_reader& r, const connector_config& c, device_config& d) = 0;
-  virtual void parse_point(map_reader& r, const connector_config& c, const device_config& d,
-                           point_config& p) = 0;
-  virtual void parse_action(map_reader& r, const connector_config& c, const device_config& d,
-                            action_config& a) = 0;
+  virtual void parse_connector(map_reader&, connector_config&) {}
+  virtual void parse_device(map_reader&, const connector_config&, device_config&) {}
+  virtual void parse_point(map_reader&, const connector_config&, const device_config&,
+                           point_config&) {}
+  virtual void parse_action(map_reader&, const connector_config&, const device_config&,
+                            action_config&) {}
   /// Cross-field checks once the whole connector is read.
-  virtual void check(const connector_config& c, diagnostics& diag) = 0;
+  virtual void check(const connector_config&, diagnostics&) {}
 };
 
 /// Looks up the schema of a connector type; nullptr when the type is unknown.
